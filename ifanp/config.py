@@ -1,0 +1,66 @@
+"""Settings read from the environment, in one place.
+
+* ``IFANP_PROFILE`` — ``smoke`` (seconds per notebook, used by the notebook tests),
+  ``default`` (what the book build executes on a 2-core CPU) or ``full`` (paper-scale runs, for a GPU).
+  Every profile runs the same code; only sizes change.
+* ``IFANP_DATA`` — where datasets live (default ``~/.cache/ifanp/data``, outside the repository).
+"""
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+PROFILES = ("smoke", "default", "full")
+
+
+def get_profile() -> str:
+    """The run profile named by ``IFANP_PROFILE`` (``default`` when unset)."""
+    profile = os.environ.get("IFANP_PROFILE", "default").strip().lower() or "default"
+    if profile not in PROFILES:
+        raise ValueError(
+            f"IFANP_PROFILE={profile!r} is not a known profile; use one of {', '.join(PROFILES)}."
+        )
+    return profile
+
+
+def profile_value(smoke: Any, default: Any, full: Any) -> Any:
+    """Pick the value for the current profile: ``profile_value(smoke=.., default=.., full=..)``."""
+    return {"smoke": smoke, "default": default, "full": full}[get_profile()]
+
+
+def data_root() -> Path:
+    """The data folder: ``$IFANP_DATA`` or ``~/.cache/ifanp/data``."""
+    root = os.environ.get("IFANP_DATA")
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "ifanp" / "data"
+    return path
+
+
+def get_device(device: str | torch.device | None = "auto") -> torch.device:
+    """Resolve ``"auto"`` to CUDA, then Apple MPS, then CPU; pass anything else through ``torch.device``."""
+    if device is None or str(device) == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        mps = getattr(torch.backends, "mps", None)
+        if mps is not None and mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:0' or 'mps'.") from err
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA was requested but torch sees no CUDA device; use --device cpu or auto.")
+    return dev
+
+
+def seed_everything(seed: int = 0) -> torch.Generator:
+    """Seed Python, NumPy and torch; return a CPU ``torch.Generator`` seeded the same way."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)

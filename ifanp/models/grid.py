@@ -1,0 +1,240 @@
+"""IFNP, IFANP and every ablation variant: one grid neural process with its parts chosen by configuration.
+
+The skeleton (paper Fig. 2 and Section 3, SPEC sections 4-5):
+
+* **ConvEncoder1** (shared by both paths) reads ``concat(y * mask, mask)``; its last layer may use
+  stride ``down`` so the rest of the network runs at ``size / down`` (our CPU-friendly default is 2;
+  ``down=1`` is the paper's full resolution).
+* **Latent path**: Mask + Avgpool + Division (a masked global mean, :func:`masked_avg_pool`) of the
+  ConvEncoder1 features, then **ConvEncoder3** (1x1 convolutions) gives q(z | .) = N(mu, 0.1 + 0.9 sigmoid).
+  Training draws z from q(z | full image) and pulls it towards q(z | context) (Eq. 6); prediction
+  draws z from q(z | context).
+* **Deterministic path** (IFANP variants): an optional local module (``local="lpa"`` or ``"se"``) ->
+  **ConvEncoder2** -> R_{M+}; then either **GCA** (``gca=True``: every target position attends to the
+  context cells) or a masked global mean tiled over the grid (the variants without GCA).
+* **DeconvDecoder**: ``concat(R_pred, tile(z), coords)`` -> transposed convolutions -> Gaussian mean
+  (sigmoid) and sigma (fixed 0.1 by default, as Eq. 1's single homoscedastic sigma).
+
+Our additions, off in the faithful configurations: ``skip=True`` feeds the full-resolution context
+``concat(y * mask, mask)`` into the decoder's last layers (so context pixels can be reproduced and
+fine detail interpolated), and ``sigma="pixel"`` predicts a per-pixel sigma.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.distributions import Normal
+
+from ..losses import gaussian_log_likelihood, importance_log_likelihood, np_elbo_loss
+from . import register
+from .base import ImageModel, InputError, LossOutput
+from .modules import GlobalCrossAttention, LocalPooledAttention, SqueezeExcite, coordinate_grid, masked_avg_pool
+
+DEFAULTS: dict[str, Any] = dict(
+    hidden=64,  # channels c of the feature maps (SPEC: 128; 64 keeps CPU training practical)
+    stem=32,  # channels of the full-resolution layers
+    z_dim=64,  # latent size d_z
+    down=2,  # ConvEncoder1's stride: the maps after it are size/down (1 = the paper's full resolution)
+    deterministic=False,  # add the deterministic path (all IFANP variants)
+    local=None,  # None, "lpa" or "se": the module after ConvEncoder1 on the deterministic path
+    lpa_distance="feature",  # LPA's d(x_i, x_j): "feature" or "spatial"
+    gca=False,  # global cross-attention from target positions to context cells
+    gca_heads=1,
+    gca_key_dim=64,
+    gca_masked=True,
+    decoder_layers=3,  # transposed 3x3 convolutions at size/down
+    skip=False,  # ours: full-resolution context into the decoder's last layers
+    sigma="fixed",  # "fixed" (sigma_value), "learned" (one scalar) or "pixel" (per pixel, per channel)
+    sigma_value=0.1,
+    sigma_min=0.01,  # floor for "learned" and "pixel"
+    samples=1,  # K in Eq. 5-6 during training
+    train_targets="all",  # "all" pixels (NP convention) or "missing" (the non-context pixels)
+)
+
+
+def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1)
+
+
+class GridNP(ImageModel):
+    """The image-faced (attentive) neural process; see the module docstring for the parts."""
+
+    latent = True
+
+    def __init__(self, name: str, channels: int = 1, size: int = 28, **overrides: Any):
+        unknown = set(overrides) - set(DEFAULTS)
+        if unknown:
+            raise InputError(f"unknown option(s) for {name}: {', '.join(sorted(unknown))}; known: {', '.join(DEFAULTS)}.")
+        cfg = {**DEFAULTS, **overrides}
+        super().__init__(name, channels, size, cfg)
+        if cfg["down"] not in (1, 2, 4) or size % cfg["down"]:
+            raise InputError(f"down must be 1, 2 or 4 and divide the image size {size}; got {cfg['down']}.")
+        if cfg["local"] not in (None, "lpa", "se"):
+            raise InputError(f"local must be None, 'lpa' or 'se'; got {cfg['local']!r}.")
+        if cfg["sigma"] not in ("fixed", "learned", "pixel"):
+            raise InputError(f"sigma must be 'fixed', 'learned' or 'pixel'; got {cfg['sigma']!r}.")
+        if cfg["train_targets"] not in ("all", "missing"):
+            raise InputError(f"train_targets must be 'all' or 'missing'; got {cfg['train_targets']!r}.")
+        if (cfg["local"] or cfg["gca"]) and not cfg["deterministic"]:
+            raise InputError("local modules and GCA live on the deterministic path: set deterministic=True.")
+        self.cfg = cfg
+        c, s, C, down = cfg["hidden"], cfg["stem"], channels, cfg["down"]
+        self.res = size // down
+
+        # ConvEncoder1: full resolution stem, then (optionally strided) to size/down.
+        self.encoder1 = nn.Sequential(_conv(C + 1, s), nn.ReLU(), _conv(s, c, stride=down), nn.ReLU(), _conv(c, c), nn.ReLU())
+        # ConvEncoder3: 1x1 convolutions on the aggregate, i.e. an MLP on a vector.
+        self.encoder3 = nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, 2 * cfg["z_dim"]))
+
+        if cfg["deterministic"]:
+            if cfg["local"] == "lpa":
+                self.local = LocalPooledAttention(cfg["lpa_distance"])
+            elif cfg["local"] == "se":
+                self.local = SqueezeExcite(c)
+            else:
+                self.local = nn.Identity()
+            self.encoder2 = nn.Sequential(_conv(c, c), nn.ReLU(), _conv(c, c), nn.ReLU())
+            self.gca = (
+                GlobalCrossAttention(c, cfg["gca_key_dim"], cfg["gca_heads"], cfg["gca_masked"]) if cfg["gca"] else None
+            )
+        # DeconvDecoder. The first layer is a 1x1 convolution of concat(R_pred, tile(z), coords), written
+        # as conv(R_pred, coords) + linear(z) because z is the same at every position.
+        self.dec_in = nn.Conv2d((c if cfg["deterministic"] else 0) + 2, c, 1)
+        self.dec_z = nn.Linear(cfg["z_dim"], c, bias=False)
+        self.decoder = nn.Sequential(
+            *[m for _ in range(cfg["decoder_layers"]) for m in (nn.ConvTranspose2d(c, c, 3, padding=1), nn.ReLU())]
+        )
+        if down > 1:
+            self.up = nn.Sequential(
+                nn.ConvTranspose2d(c, s, 3, stride=down, padding=1, output_padding=down - 1), nn.ReLU()
+            )
+        else:
+            self.up = nn.Sequential(nn.ConvTranspose2d(c, s, 3, padding=1), nn.ReLU())
+        head_in = s + (C + 1 if cfg["skip"] else 0)
+        self.head = nn.Sequential(_conv(head_in, s), nn.ReLU()) if cfg["skip"] else nn.Identity()
+        self.out = nn.Conv2d(s, C * (2 if cfg["sigma"] == "pixel" else 1), 1)
+        if cfg["sigma"] == "learned":
+            self.log_sigma = nn.Parameter(torch.tensor(float(cfg["sigma_value"])).log())
+        self.register_buffer("coords", coordinate_grid(self.res, self.res), persistent=False)
+
+    # ---- the parts ---------------------------------------------------------------------------------
+    def _density(self, mask: Tensor) -> Tensor:
+        d = self.cfg["down"]
+        return F.avg_pool2d(mask, d) if d > 1 else mask
+
+    def encode(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """ConvEncoder1 features of ``concat(y * mask, mask)`` and the context density at size/down."""
+        return self.encoder1(torch.cat([images * mask, mask], dim=1)), self._density(mask)
+
+    def latent_dist(self, features: Tensor, density: Tensor) -> Normal:
+        """q(z | .) from ConvEncoder1 features: Mask + Avgpool + Division, then ConvEncoder3."""
+        stats = self.encoder3(masked_avg_pool(features, density))
+        mu, raw = stats.chunk(2, dim=-1)
+        return Normal(mu, 0.1 + 0.9 * torch.sigmoid(raw))
+
+    def deterministic(self, features: Tensor, density: Tensor) -> Tensor | None:
+        """R_pred (B, c, size/down, size/down) of the deterministic path, or None for IFNP."""
+        if not self.cfg["deterministic"]:
+            return None
+        rep = self.encoder2(self.local(features))
+        if self.gca is not None:
+            return self.gca(rep, density, (self.res, self.res))
+        pooled = masked_avg_pool(rep, density)
+        return pooled[:, :, None, None].expand(-1, -1, self.res, self.res)
+
+    def decode(self, z: Tensor, rep: Tensor | None, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Decode z (K, B, d_z) with R_pred (B, c, r, r) into mean and sigma (K, B, C, H, W)."""
+        k, b = z.shape[:2]
+        coords = self.coords.expand(b, -1, -1, -1)
+        x = self.dec_in(coords if rep is None else torch.cat([rep, coords], dim=1))  # (B, c, r, r)
+        x = (x.unsqueeze(0) + self.dec_z(z)[..., None, None]).flatten(0, 1)  # (K*B, c, r, r)
+        x = self.up(self.decoder(F.relu(x)))
+        if self.cfg["skip"]:
+            ctx = torch.cat([images * mask, mask], dim=1).repeat(k, 1, 1, 1)
+            x = self.head(torch.cat([x, ctx], dim=1))
+        out = self.out(x)
+        C = self.channels
+        mean = torch.sigmoid(out[:, :C])
+        if self.cfg["sigma"] == "pixel":
+            sigma = self.cfg["sigma_min"] + (1 - self.cfg["sigma_min"]) * F.softplus(out[:, C:])
+        elif self.cfg["sigma"] == "learned":
+            sigma = (self.cfg["sigma_min"] + self.log_sigma.exp()).expand_as(mean)
+        else:
+            sigma = torch.full_like(mean, self.cfg["sigma_value"])
+        shape = (k, b, C, self.size, self.size)
+        return mean.view(shape), sigma.reshape(shape)
+
+    # ---- the ImageModel contract ----------------------------------------------------------------------
+    def _paths(self, images: Tensor, mask: Tensor) -> tuple[Normal, Normal, Tensor | None]:
+        feats, dens = self.encode(images, mask)
+        q_context = self.latent_dist(feats, dens)
+        full_feats, full_dens = self.encode(images, torch.ones_like(mask))
+        q_full = self.latent_dist(full_feats, full_dens)
+        return q_full, q_context, self.deterministic(feats, dens)
+
+    def _targets(self, mask: Tensor, target_mask: Tensor | None) -> Tensor | None:
+        if target_mask is not None:
+            return target_mask
+        return None if self.cfg["train_targets"] == "all" else 1 - mask
+
+    def loss(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None) -> LossOutput:
+        """Eq. 6: KL(q(z|full) || q(z|context)) - (1/K) sum_k sum_targets log N(y | mu_k, sigma_k^2)."""
+        q_full, q_context, rep = self._paths(images, mask)
+        z = q_full.rsample((self.cfg["samples"],))
+        mean, sigma = self.decode(z, rep, images, mask)
+        loss, nll, kl = np_elbo_loss(images, mean, sigma, q_full, q_context, self._targets(mask, target_mask))
+        mse = ((mean - images) ** 2).mean(dim=(0, 2, 3, 4))
+        return LossOutput(loss.mean(), nll.mean(), kl.mean(), mse.mean())
+
+    def predict(self, images: Tensor, mask: Tensor, samples: int = 0) -> tuple[Tensor, Tensor]:
+        feats, dens = self.encode(images, mask)
+        q_context = self.latent_dist(feats, dens)
+        z = q_context.mean.unsqueeze(0) if samples == 0 else q_context.sample((samples,))
+        return self.decode(z, self.deterministic(feats, dens), images, mask)
+
+    def kl(self, images: Tensor, mask: Tensor) -> Tensor:
+        q_full, q_context, _ = self._paths(images, mask)
+        return torch.distributions.kl_divergence(q_full, q_context).sum(-1)
+
+    def log_likelihood(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
+        """Importance-sampled log p(y_T | context) with proposal q(z | full image) (see ifanp.losses)."""
+        q_full, q_context, rep = self._paths(images, mask)
+        z = q_full.sample((samples,))
+        mean, sigma = self.decode(z, rep, images, mask)
+        return importance_log_likelihood(images, mean, sigma, z, q_full, q_context, target_mask)
+
+    def elbo(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
+        """Per-image Eq. 5 lower bound with ``samples`` draws of z (for comparisons with log_likelihood)."""
+        q_full, q_context, rep = self._paths(images, mask)
+        z = q_full.sample((samples,))
+        mean, sigma = self.decode(z, rep, images, mask)
+        log_lik = gaussian_log_likelihood(images, mean, sigma, target_mask).mean(0)
+        return log_lik - torch.distributions.kl_divergence(q_full, q_context).sum(-1)
+
+
+#: The paper's models and our addition; every one is GridNP with other parts.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "ifnp": dict(),
+    "ifanp-lpa": dict(deterministic=True, local="lpa"),
+    "ifanp-se": dict(deterministic=True, local="se"),
+    "ifanp-gca": dict(deterministic=True, gca=True),
+    "ifanp": dict(deterministic=True, local="lpa", gca=True),
+    # Ours, beside the faithful model (never replacing it): full-resolution context skip into the
+    # decoder, a per-pixel predictive sigma, and 4-head attention.
+    "ifanp-plus": dict(deterministic=True, local="lpa", gca=True, gca_heads=4, skip=True, sigma="pixel"),
+}
+
+
+def _make_factory(name: str, preset: dict[str, Any]):
+    def factory(channels: int = 1, size: int = 28, **overrides: Any) -> GridNP:
+        return GridNP(name, channels, size, **{**preset, **overrides})
+
+    factory.__doc__ = f"Build {name} (GridNP with {preset or 'the latent path only'})."
+    return factory
+
+
+for _name, _preset in VARIANTS.items():
+    register(_name)(_make_factory(_name, _preset))
