@@ -53,6 +53,18 @@ _REGISTRY: list[tuple[str, str, str, str, str]] = [
         "run_data",
         "fetch/prepare a dataset (mnist, celeba) and summarise it",
     ),
+    ("train", "ifanp.train", "add_train_arguments", "run_train", "train an image model (checkpoints, --resume, DDP)"),
+    ("evaluate", "ifanp.evaluate", "add_evaluate_arguments", "run_evaluate",
+     "evaluate a run or pretrained model under the paper's protocol (JSON + Markdown)"),
+    ("reproduce", "ifanp.reproduce", "add_reproduce_arguments", "run_reproduce",
+     "the paper's Table 1, Fig. 8 and Fig. 9 from the shipped weights (or runs), beside the paper's numbers"),
+    (
+        "train1d",
+        "ifanp.cli_train1d",
+        "add_train1d_arguments",
+        "run_train1d",
+        "train a CNP/NP/ANP on 1-D GP samples, evaluate it, optionally register the weights",
+    ),
 ]
 
 SUBCOMMANDS: dict[str, Subcommand] = {entry[0]: Subcommand(*entry) for entry in _REGISTRY}

@@ -87,6 +87,10 @@ class ImageModel(nn.Module):
     ) -> Tensor:
         raise NotImplementedError
 
+    def forward(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None) -> LossOutput:
+        """The training objective (so that DistributedDataParallel can wrap the model): ``loss``."""
+        return self.loss(images, mask, target_mask)
+
     # ---- shared ------------------------------------------------------------------------------
     def check_inputs(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Validate and return ``(images, mask)`` as float tensors on the model's device.

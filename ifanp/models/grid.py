@@ -13,7 +13,7 @@ The skeleton (paper Fig. 2 and Section 3, SPEC sections 4-5):
   **ConvEncoder2** -> R_{M+}; then either **GCA** (``gca=True``: every target position attends to the
   context cells) or a masked global mean tiled over the grid (the variants without GCA).
 * **DeconvDecoder**: ``concat(R_pred, tile(z), coords)`` -> transposed convolutions -> Gaussian mean
-  (sigmoid) and sigma (fixed 0.1 by default, as Eq. 1's single homoscedastic sigma).
+  (linear; a sigmoid is an option) and sigma (fixed 0.1 by default, as Eq. 1's single homoscedastic sigma).
 
 Our additions, off in the faithful configurations: ``skip=True`` feeds the full-resolution context
 ``concat(y * mask, mask)`` into the decoder's last layers (so context pixels can be reproduced and
@@ -50,6 +50,7 @@ DEFAULTS: dict[str, Any] = dict(
     sigma="fixed",  # "fixed" (sigma_value), "learned" (one scalar) or "pixel" (per pixel, per channel)
     sigma_value=0.1,
     sigma_min=0.01,  # floor for "learned" and "pixel"
+    mean_activation="identity",  # "identity" or "sigmoid" (a sigmoid saturates early in training and stalls)
     samples=1,  # K in Eq. 5-6 during training
     train_targets="all",  # "all" pixels (NP convention) or "missing" (the non-context pixels)
 )
@@ -76,6 +77,8 @@ class GridNP(ImageModel):
             raise InputError(f"local must be None, 'lpa' or 'se'; got {cfg['local']!r}.")
         if cfg["sigma"] not in ("fixed", "learned", "pixel"):
             raise InputError(f"sigma must be 'fixed', 'learned' or 'pixel'; got {cfg['sigma']!r}.")
+        if cfg["mean_activation"] not in ("identity", "sigmoid"):
+            raise InputError(f"mean_activation must be 'identity' or 'sigmoid'; got {cfg['mean_activation']!r}.")
         if cfg["train_targets"] not in ("all", "missing"):
             raise InputError(f"train_targets must be 'all' or 'missing'; got {cfg['train_targets']!r}.")
         if (cfg["local"] or cfg["gca"]) and not cfg["deterministic"]:
@@ -157,7 +160,7 @@ class GridNP(ImageModel):
             x = self.head(torch.cat([x, ctx], dim=1))
         out = self.out(x)
         C = self.channels
-        mean = torch.sigmoid(out[:, :C])
+        mean = torch.sigmoid(out[:, :C]) if self.cfg["mean_activation"] == "sigmoid" else out[:, :C]
         if self.cfg["sigma"] == "pixel":
             sigma = self.cfg["sigma_min"] + (1 - self.cfg["sigma_min"]) * F.softplus(out[:, C:])
         elif self.cfg["sigma"] == "learned":
