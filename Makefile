@@ -22,13 +22,15 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 data: $(STAMP)
 	$(PY) -m ifanp data mnist
 
+# The JavaScript that draws the book's static widgets offline (npm; git-ignored, not committed).
 widgets-js: $(STAMP)
 	$(PY) tools/fetch_widgets_js.py
 
 book: $(STAMP) data widgets-js
 	IFANP_PROFILE=$${IFANP_PROFILE:-default} $(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 
-test: $(STAMP) data
+# pytest collects tests/ and book/*.ipynb (nbval, smoke profile); tests/test_book.py builds the book.
+test: $(STAMP) data widgets-js
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 # The package tests only (no notebooks, no book build).

@@ -9,7 +9,9 @@ The package is organised by concept: :mod:`ifanp.gp` (GP regression), :mod:`ifan
 :mod:`ifanp.losses`, :mod:`ifanp.metrics`, :mod:`ifanp.train`, :mod:`ifanp.pretrained`,
 :mod:`ifanp.plotting`, :mod:`ifanp.widgets` and the command line (``python -m ifanp``).
 """
-from .config import get_device, get_profile, profile_value, seed_everything, data_root
+from .config import apply_threads, data_root, get_device, get_profile, profile_value, seed_everything
+
+apply_threads()
 
 __version__ = "0.1.0"
 __all__ = ["get_device", "get_profile", "profile_value", "seed_everything", "data_root", "__version__"]

@@ -4,6 +4,10 @@
   ``default`` (what the book build executes on a 2-core CPU) or ``full`` (paper-scale runs, for a GPU).
   Every profile runs the same code; only sizes change.
 * ``IFANP_DATA`` — where datasets live (default ``~/.cache/ifanp/data``, outside the repository).
+* ``IFANP_THREADS`` — torch's CPU threads, set when the package is imported (default: torch's own
+  choice). Use 1 when several processes share a small machine (tests run in parallel, notebooks next to
+  a training run): torch's threads spin while they wait, so two 2-thread processes on 2 cores can run
+  ten times slower than two 1-thread processes.
 """
 from __future__ import annotations
 
@@ -64,3 +68,17 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     np.random.seed(seed % (2**32))
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+def apply_threads() -> None:
+    """Apply ``IFANP_THREADS`` (if set) to torch; called when :mod:`ifanp` is imported."""
+    value = os.environ.get("IFANP_THREADS", "").strip()
+    if not value:
+        return
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ValueError(f"IFANP_THREADS={value!r} is not a whole number of threads.") from None
+    if threads < 1:
+        raise ValueError(f"IFANP_THREADS must be at least 1, got {threads}.")
+    torch.set_num_threads(threads)

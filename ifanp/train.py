@@ -240,6 +240,20 @@ def _distributed() -> tuple[int, int]:
     return rank, world
 
 
+def command_for(cfg: TrainConfig) -> str:
+    """The ``python -m ifanp train`` command line that repeats ``cfg`` exactly."""
+    parts = ["python -m ifanp train", f"--model {cfg.model}", f"--dataset {cfg.dataset}"]
+    parts.append(f"--steps {cfg.steps}" if cfg.steps is not None else f"--epochs {cfg.epochs:g}")
+    parts += [f"--batch-size {cfg.batch_size}", f"--lr {cfg.lr:g}", f"--schedule {cfg.schedule}", f"--seed {cfg.seed}"]
+    if cfg.train_limit:
+        parts.append(f"--train-limit {cfg.train_limit}")
+    parts += [f"--set {k}={json.dumps(v)}" for k, v in sorted(cfg.overrides.items())]
+    if cfg.eval_every:
+        parts.append(f"--eval-every {cfg.eval_every}")
+    parts.append(f"--out {cfg.out}")
+    return " ".join(parts)
+
+
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     """Train ``cfg.model``; return a summary dict. See the module docstring for the run folder."""
     rank, world = _distributed()
@@ -265,6 +279,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     n, C, H, W = images.shape
     if H != W:
         raise ValueError(f"training images must be square, got {H}x{W}.")
+    torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
     model = build(cfg.model, channels=C, size=H, **cfg.overrides).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(n // cfg.batch_size, 1)
@@ -301,7 +316,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
         if resume is False and (out / f"{CHECKPOINT}.json").is_file():
             raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
     if main_proc:
-        config_file.write_text(json.dumps({**cfg.to_json(), "total_steps": total, "command": " ".join(sys.argv)},
+        config_file.write_text(json.dumps({**cfg.to_json(), "total_steps": total, "command": command_for(cfg)},
                                           indent=2) + "\n")
 
     ddp = None
@@ -353,7 +368,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
                     bar.close()
                 kept = f"the last good checkpoint (step {load_checkpoint(out)['step']:,}) is kept in {out}" if (
                     out / f"{CHECKPOINT}.json").is_file() else "no checkpoint had been written yet"
-                raise TrainingError(f"the loss became {float(loss)} at step {step:,}; {kept}. "
+                raise TrainingError(f"the loss became {float(loss.detach())} at step {step:,}; {kept}. "
                                     "Try a lower --lr or a smaller --grad-clip.")
             opt.zero_grad(set_to_none=True)
             loss.backward()

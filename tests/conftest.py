@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
+import os
+
+# Tests run two at a time (pytest -n 2) on 2-core machines: one torch thread each avoids spinning threads.
+os.environ.setdefault("IFANP_THREADS", "1")
+
+import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")

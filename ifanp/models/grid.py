@@ -16,8 +16,10 @@ The skeleton (paper Fig. 2 and Section 3, SPEC sections 4-5):
   (linear; a sigmoid is an option) and sigma (fixed 0.1 by default, as Eq. 1's single homoscedastic sigma).
 
 Our additions, off in the faithful configurations: ``skip=True`` feeds the full-resolution context
-``concat(y * mask, mask)`` into the decoder's last layers (so context pixels can be reproduced and
-fine detail interpolated), and ``sigma="pixel"`` predicts a per-pixel sigma.
+``concat(y * mask, mask)`` and ConvEncoder1's full-resolution stem features into two decoder layers at
+full resolution (a U-Net skip, so context pixels can be reproduced and fine detail interpolated);
+``setconv=k`` adds a density-normalised k x k convolution of the context to the encoder input (ConvCNP's
+set convolution, an interpolation the network starts from); ``sigma="pixel"`` predicts a per-pixel sigma.
 """
 from __future__ import annotations
 
@@ -45,8 +47,10 @@ DEFAULTS: dict[str, Any] = dict(
     gca_heads=1,
     gca_key_dim=64,
     gca_masked=True,
+    gca_distance_bias=False,  # ours: a learned locality prior on the attention logits
     decoder_layers=3,  # transposed 3x3 convolutions at size/down
-    skip=False,  # ours: full-resolution context into the decoder's last layers
+    skip=False,  # ours: U-Net skip of the full-resolution context and stem features into the decoder head
+    setconv=0,  # ours: odd kernel size of a density-normalised convolution added to the encoder input (0 = off)
     sigma="fixed",  # "fixed" (sigma_value), "learned" (one scalar) or "pixel" (per pixel, per channel)
     sigma_value=0.1,
     sigma_min=0.01,  # floor for "learned" and "pixel"
@@ -88,7 +92,10 @@ class GridNP(ImageModel):
         self.res = size // down
 
         # ConvEncoder1: full resolution stem, then (optionally strided) to size/down.
-        self.encoder1 = nn.Sequential(_conv(C + 1, s), nn.ReLU(), _conv(s, c, stride=down), nn.ReLU(), _conv(c, c), nn.ReLU())
+        if cfg["setconv"] and cfg["setconv"] % 2 == 0:
+            raise InputError(f"setconv must be 0 (off) or an odd kernel size; got {cfg['setconv']}.")
+        cin = (C + 1) * (2 if cfg["setconv"] else 1)
+        self.encoder1 = nn.Sequential(_conv(cin, s), nn.ReLU(), _conv(s, c, stride=down), nn.ReLU(), _conv(c, c), nn.ReLU())
         # ConvEncoder3: 1x1 convolutions on the aggregate, i.e. an MLP on a vector.
         self.encoder3 = nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, 2 * cfg["z_dim"]))
 
@@ -101,7 +108,8 @@ class GridNP(ImageModel):
                 self.local = nn.Identity()
             self.encoder2 = nn.Sequential(_conv(c, c), nn.ReLU(), _conv(c, c), nn.ReLU())
             self.gca = (
-                GlobalCrossAttention(c, cfg["gca_key_dim"], cfg["gca_heads"], cfg["gca_masked"]) if cfg["gca"] else None
+                GlobalCrossAttention(c, cfg["gca_key_dim"], cfg["gca_heads"], cfg["gca_masked"],
+                                     distance_bias=cfg["gca_distance_bias"]) if cfg["gca"] else None
             )
         # DeconvDecoder. The first layer is a 1x1 convolution of concat(R_pred, tile(z), coords), written
         # as conv(R_pred, coords) + linear(z) because z is the same at every position.
@@ -116,8 +124,10 @@ class GridNP(ImageModel):
             )
         else:
             self.up = nn.Sequential(nn.ConvTranspose2d(c, s, 3, padding=1), nn.ReLU())
-        head_in = s + (C + 1 if cfg["skip"] else 0)
-        self.head = nn.Sequential(_conv(head_in, s), nn.ReLU()) if cfg["skip"] else nn.Identity()
+        if cfg["skip"]:
+            self.head = nn.Sequential(_conv(2 * s + C + 1, s), nn.ReLU(), _conv(s, s), nn.ReLU())
+        else:
+            self.head = nn.Identity()
         self.out = nn.Conv2d(s, C * (2 if cfg["sigma"] == "pixel" else 1), 1)
         if cfg["sigma"] == "learned":
             self.log_sigma = nn.Parameter(torch.tensor(float(cfg["sigma_value"])).log())
@@ -128,9 +138,22 @@ class GridNP(ImageModel):
         d = self.cfg["down"]
         return F.avg_pool2d(mask, d) if d > 1 else mask
 
-    def encode(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """ConvEncoder1 features of ``concat(y * mask, mask)`` and the context density at size/down."""
-        return self.encoder1(torch.cat([images * mask, mask], dim=1)), self._density(mask)
+    def encoder_input(self, images: Tensor, mask: Tensor) -> Tensor:
+        """``concat(y * mask, mask)``, plus (with ``setconv``) the density-normalised convolution
+        ``pool(y * mask) / pool(mask)`` and the density ``pool(mask)`` (ConvCNP's set convolution)."""
+        parts = [images * mask, mask]
+        k = self.cfg["setconv"]
+        if k:
+            density = F.avg_pool2d(mask, k, 1, k // 2)
+            signal = F.avg_pool2d(images * mask, k, 1, k // 2) / density.clamp_min(1e-6) * (density > 0)
+            parts += [signal, density]
+        return torch.cat(parts, dim=1)
+
+    def encode(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """ConvEncoder1 features (size/down), the context density at size/down, and the stem features
+        (the output of ConvEncoder1's first, full-resolution layer, used by ``skip``)."""
+        stem = self.encoder1[:2](self.encoder_input(images, mask))
+        return self.encoder1[2:](stem), self._density(mask), stem
 
     def latent_dist(self, features: Tensor, density: Tensor) -> Normal:
         """q(z | .) from ConvEncoder1 features: Mask + Avgpool + Division, then ConvEncoder3."""
@@ -148,7 +171,9 @@ class GridNP(ImageModel):
         pooled = masked_avg_pool(rep, density)
         return pooled[:, :, None, None].expand(-1, -1, self.res, self.res)
 
-    def decode(self, z: Tensor, rep: Tensor | None, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    def decode(
+        self, z: Tensor, rep: Tensor | None, images: Tensor, mask: Tensor, stem: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Decode z (K, B, d_z) with R_pred (B, c, r, r) into mean and sigma (K, B, C, H, W)."""
         k, b = z.shape[:2]
         coords = self.coords.expand(b, -1, -1, -1)
@@ -156,7 +181,7 @@ class GridNP(ImageModel):
         x = (x.unsqueeze(0) + self.dec_z(z)[..., None, None]).flatten(0, 1)  # (K*B, c, r, r)
         x = self.up(self.decoder(F.relu(x)))
         if self.cfg["skip"]:
-            ctx = torch.cat([images * mask, mask], dim=1).repeat(k, 1, 1, 1)
+            ctx = torch.cat([stem, images * mask, mask], dim=1).repeat(k, 1, 1, 1)
             x = self.head(torch.cat([x, ctx], dim=1))
         out = self.out(x)
         C = self.channels
@@ -170,13 +195,50 @@ class GridNP(ImageModel):
         shape = (k, b, C, self.size, self.size)
         return mean.view(shape), sigma.reshape(shape)
 
+    # ---- looking inside (for the book) ----------------------------------------------------------------
+    @torch.no_grad()
+    def attention_map(self, images: Tensor, mask: Tensor, row: int, col: int) -> Tensor:
+        """GCA's attention weights of the target pixel (row, col) over the key cells: (B, heads, r, r).
+
+        ``r = size / down``; the pixel is mapped to its cell at that resolution. Cells without context get 0.
+        """
+        if self.gca is None:
+            raise InputError(f"{self.name} has no GCA module; use ifanp-gca, ifanp or ifanp-plus.")
+        images, mask = self.check_inputs(images, mask)
+        if not (0 <= row < self.size and 0 <= col < self.size):
+            raise InputError(f"(row, col) must lie inside the {self.size}x{self.size} image; got ({row}, {col}).")
+        r, d = self.res, self.cfg["down"]
+        logits = self.gca.attention_logits((r, r), (r, r), images.device)  # (heads, r*r, r*r)
+        bias = self.gca.distance_logits((r, r), (r, r), images.device)
+        if bias is not None:
+            logits = logits + bias
+        q = (row // d) * r + col // d
+        row_logits = logits[:, q, :].unsqueeze(0)  # (1, heads, r*r)
+        valid = (self._density(mask).flatten(1) > 0).unsqueeze(1)  # (B, 1, r*r)
+        weights = torch.softmax(row_logits.masked_fill(~valid, float("-inf")), dim=-1).nan_to_num(0.0)
+        return weights.view(images.shape[0], -1, r, r)
+
+    @torch.no_grad()
+    def lpa_steps(self, images: Tensor, mask: Tensor) -> dict[str, Tensor]:
+        """The maps of LPA's steps on ConvEncoder1's features (Fig. 3): input, Output1, Output2, output,
+        each (B, c, r, r), plus the 9 attention weights per position (B, 9, r, r)."""
+        if not isinstance(getattr(self, "local", None), LocalPooledAttention):
+            raise InputError(f"{self.name} has no LPA module; use ifanp-lpa, ifanp or ifanp-plus.")
+        images, mask = self.check_inputs(images, mask)
+        feats, _, _ = self.encode(images, mask)
+        out1, out2 = self.local.pool_twice(feats)
+        _, weights = self.local.neighbour_weights(out2)
+        b, c, h, w = feats.shape
+        return {"input": feats, "output1": out1, "output2": out2, "output": self.local(feats),
+                "weights": weights.view(b, 9, h, w)}
+
     # ---- the ImageModel contract ----------------------------------------------------------------------
     def _paths(self, images: Tensor, mask: Tensor) -> tuple[Normal, Normal, Tensor | None]:
-        feats, dens = self.encode(images, mask)
+        feats, dens, stem = self.encode(images, mask)
         q_context = self.latent_dist(feats, dens)
-        full_feats, full_dens = self.encode(images, torch.ones_like(mask))
+        full_feats, full_dens, _ = self.encode(images, torch.ones_like(mask))
         q_full = self.latent_dist(full_feats, full_dens)
-        return q_full, q_context, self.deterministic(feats, dens)
+        return q_full, q_context, (self.deterministic(feats, dens), stem)
 
     def _targets(self, mask: Tensor, target_mask: Tensor | None) -> Tensor | None:
         if target_mask is not None:
@@ -185,18 +247,18 @@ class GridNP(ImageModel):
 
     def loss(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None) -> LossOutput:
         """Eq. 6: KL(q(z|full) || q(z|context)) - (1/K) sum_k sum_targets log N(y | mu_k, sigma_k^2)."""
-        q_full, q_context, rep = self._paths(images, mask)
+        q_full, q_context, (rep, stem) = self._paths(images, mask)
         z = q_full.rsample((self.cfg["samples"],))
-        mean, sigma = self.decode(z, rep, images, mask)
+        mean, sigma = self.decode(z, rep, images, mask, stem)
         loss, nll, kl = np_elbo_loss(images, mean, sigma, q_full, q_context, self._targets(mask, target_mask))
         mse = ((mean - images) ** 2).mean(dim=(0, 2, 3, 4))
         return LossOutput(loss.mean(), nll.mean(), kl.mean(), mse.mean())
 
     def predict(self, images: Tensor, mask: Tensor, samples: int = 0) -> tuple[Tensor, Tensor]:
-        feats, dens = self.encode(images, mask)
+        feats, dens, stem = self.encode(images, mask)
         q_context = self.latent_dist(feats, dens)
         z = q_context.mean.unsqueeze(0) if samples == 0 else q_context.sample((samples,))
-        return self.decode(z, self.deterministic(feats, dens), images, mask)
+        return self.decode(z, self.deterministic(feats, dens), images, mask, stem)
 
     def kl(self, images: Tensor, mask: Tensor) -> Tensor:
         q_full, q_context, _ = self._paths(images, mask)
@@ -204,16 +266,16 @@ class GridNP(ImageModel):
 
     def log_likelihood(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
         """Importance-sampled log p(y_T | context) with proposal q(z | full image) (see ifanp.losses)."""
-        q_full, q_context, rep = self._paths(images, mask)
+        q_full, q_context, (rep, stem) = self._paths(images, mask)
         z = q_full.sample((samples,))
-        mean, sigma = self.decode(z, rep, images, mask)
+        mean, sigma = self.decode(z, rep, images, mask, stem)
         return importance_log_likelihood(images, mean, sigma, z, q_full, q_context, target_mask)
 
     def elbo(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
         """Per-image Eq. 5 lower bound with ``samples`` draws of z (for comparisons with log_likelihood)."""
-        q_full, q_context, rep = self._paths(images, mask)
+        q_full, q_context, (rep, stem) = self._paths(images, mask)
         z = q_full.sample((samples,))
-        mean, sigma = self.decode(z, rep, images, mask)
+        mean, sigma = self.decode(z, rep, images, mask, stem)
         log_lik = gaussian_log_likelihood(images, mean, sigma, target_mask).mean(0)
         return log_lik - torch.distributions.kl_divergence(q_full, q_context).sum(-1)
 
@@ -226,8 +288,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ifanp-gca": dict(deterministic=True, gca=True),
     "ifanp": dict(deterministic=True, local="lpa", gca=True),
     # Ours, beside the faithful model (never replacing it): full-resolution context skip into the
-    # decoder, a per-pixel predictive sigma, and 4-head attention.
-    "ifanp-plus": dict(deterministic=True, local="lpa", gca=True, gca_heads=4, skip=True, sigma="pixel"),
+    # decoder, a density-normalised convolution of the context at the input, and a per-pixel predictive sigma.
+    "ifanp-plus": dict(deterministic=True, local="lpa", gca=True, skip=True, setconv=5, sigma="pixel"),
 }
 
 

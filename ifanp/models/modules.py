@@ -111,11 +111,15 @@ class GlobalCrossAttention(nn.Module):
     multi-head attention. Images with an empty context get a zero representation.
     """
 
-    def __init__(self, channels: int, key_dim: int = 64, heads: int = 1, masked: bool = True, scaled: bool = True):
+    def __init__(self, channels: int, key_dim: int = 64, heads: int = 1, masked: bool = True, scaled: bool = True,
+                 distance_bias: bool = False):
         super().__init__()
         if key_dim % heads:
             raise ValueError(f"key_dim ({key_dim}) must be divisible by heads ({heads}).")
         self.heads, self.key_dim, self.masked, self.scaled = heads, key_dim, masked, scaled
+        # Ours (off in the paper's model): a learned locality prior -||p - p'||^2 / (2 l_h^2) added to each
+        # head's logits, so attention starts local (l = 3 grid cells) instead of uniform.
+        self.log_lengthscale = nn.Parameter(torch.full((heads,), math.log(0.2))) if distance_bias else None
         self.theta = nn.Sequential(nn.Conv2d(2, key_dim, 1), nn.ReLU(), nn.Conv2d(key_dim, key_dim, 1))
         self.phi = nn.Sequential(nn.Conv2d(2, key_dim, 1), nn.ReLU(), nn.Conv2d(key_dim, key_dim, 1))
 
@@ -124,6 +128,15 @@ class GlobalCrossAttention(nn.Module):
         q, k = self._qk(query_hw, key_hw, device)
         scale = 1.0 / math.sqrt(self.key_dim // self.heads) if self.scaled else 1.0
         return (q @ k.transpose(-1, -2)).squeeze(0) * scale
+
+    def distance_logits(self, query_hw, key_hw, device=None, dtype=torch.float32) -> Tensor | None:
+        """The locality prior -||p_i - p'_j||^2 / (2 l_h^2), (heads, h*w, h'*w'), or None when off."""
+        if self.log_lengthscale is None:
+            return None
+        pq = coordinate_grid(*query_hw, device=device, dtype=dtype).flatten(2)[0].T  # (hw, 2)
+        pk = coordinate_grid(*key_hw, device=device, dtype=dtype).flatten(2)[0].T  # (h'w', 2)
+        d2 = torch.cdist(pq, pk).pow(2)
+        return -d2.unsqueeze(0) / (2 * self.log_lengthscale.exp().pow(2).to(dtype)[:, None, None])
 
     def _qk(self, query_hw, key_hw, device) -> tuple[Tensor, Tensor]:
         dh = self.key_dim // self.heads
@@ -142,13 +155,19 @@ class GlobalCrossAttention(nn.Module):
             raise ValueError(f"value channels ({c}) must be divisible by heads ({self.heads}).")
         v = values.view(b, self.heads, c // self.heads, hk * wk).transpose(-1, -2)  # (B, heads, h'w', c/heads)
         scale = None if self.scaled else 1.0
+        bias = self.distance_logits(query_hw, (hk, wk), values.device, values.dtype)  # (heads, hw, h'w') or None
+        mask = None
+        has_context = None
         if self.masked:
             valid = key_mask.reshape(b, 1, 1, hk * wk) > 0
             has_context = valid.any(dim=-1, keepdim=True)  # (B, 1, 1, 1)
-            valid = valid | ~has_context  # an empty context attends everywhere, then is zeroed below
-            out = F.scaled_dot_product_attention(q.expand(b, -1, -1, -1), k.expand(b, -1, -1, -1), v,
-                                                 attn_mask=valid, scale=scale)
+            mask = valid | ~has_context  # an empty context attends everywhere, then is zeroed below
+            if bias is not None:
+                mask = bias.unsqueeze(0).masked_fill(~mask, float("-inf"))
+        elif bias is not None:
+            mask = bias.unsqueeze(0)
+        out = F.scaled_dot_product_attention(q.expand(b, -1, -1, -1), k.expand(b, -1, -1, -1), v,
+                                             attn_mask=mask, scale=scale)
+        if has_context is not None:
             out = out * has_context
-        else:
-            out = F.scaled_dot_product_attention(q.expand(b, -1, -1, -1), k.expand(b, -1, -1, -1), v, scale=scale)
         return out.transpose(-1, -2).reshape(b, c, *query_hw)

@@ -1,0 +1,131 @@
+"""The training loop: resume after interruption, clear failures, the CLI and DDP on CPU (gloo)."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from ifanp.cli import main
+from ifanp.train import TrainConfig, TrainingError, load_checkpoint, train
+
+TINY = {"hidden": 8, "stem": 8, "z_dim": 8, "gca_key_dim": 8, "decoder_layers": 1}
+TINY_ARGS = [a for k, v in TINY.items() for a in ("--set", f"{k}={v}")]
+
+
+def _cfg(out, **kw):
+    base = dict(model="ifanp", out=str(out), steps=6, batch_size=8, train_limit=64, overrides=TINY,
+                progress=False, threads=1, checkpoint_every=1000, warmup=2)
+    return TrainConfig(**{**base, **kw})
+
+
+def _weights(folder):
+    return load_file(str(Path(folder) / "model.safetensors"))
+
+
+def _same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path):
+    train(_cfg(tmp_path / "a"))
+    res = train(_cfg(tmp_path / "b", stop_after=3))
+    assert res["interrupted"] == "stop_after" and not (tmp_path / "b" / "model.safetensors").exists()
+    assert load_checkpoint(tmp_path / "b")["step"] == 3
+    train(_cfg(tmp_path / "b"), resume=True)
+    assert _same(_weights(tmp_path / "a"), _weights(tmp_path / "b"))
+    # and a different seed gives different weights (the comparison is not vacuous)
+    train(_cfg(tmp_path / "c", seed=1))
+    assert not _same(_weights(tmp_path / "a"), _weights(tmp_path / "c"))
+
+
+def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
+    """Kill a real training process midway (SIGTERM), resume it, compare with an uninterrupted run."""
+    common = ["train", "--model", "ifanp", "--steps", "300", "--batch-size", "8", "--train-limit", "64",
+              "--threads", "1", "--no-progress", "--checkpoint-every", "100000", *TINY_ARGS]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "ifanp", *common, "--out", str(run)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 120
+    while not (run / "log.jsonl").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 143, output
+    assert "Traceback" not in output and "--resume" in output
+    step = load_checkpoint(run)["step"]
+    assert 0 < step < 300
+    assert main([*common, "--out", str(run), "--resume"]) == 0
+    assert main([*common, "--out", str(tmp_path / "whole")]) == 0
+    assert _same(_weights(run), _weights(tmp_path / "whole"))
+
+
+def test_run_folder_holds_config_log_and_checkpoint(tmp_path):
+    train(_cfg(tmp_path / "r", steps=16, checkpoint_every=5))
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["model"] == "ifanp" and cfg["overrides"] == TINY and cfg["total_steps"] == 16
+    rows = [json.loads(x) for x in (tmp_path / "r" / "log.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert [r["step"] for r in epochs] == [8, 16]  # 64 images / batch 8 = 8 steps per epoch
+    assert all(r["mse"] > 0 for r in epochs)
+    assert load_checkpoint(tmp_path / "r")["step"] == 16
+
+
+def test_resume_with_another_configuration_is_a_clear_error(tmp_path):
+    train(_cfg(tmp_path / "r", stop_after=2))
+    with pytest.raises(TrainingError, match="another configuration.*lr"):
+        train(_cfg(tmp_path / "r", lr=5e-4), resume=True)
+    with pytest.raises(TrainingError, match="already holds a run; pass --resume"):
+        train(_cfg(tmp_path / "r"))
+
+
+def test_non_finite_loss_stops_with_the_step_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    import ifanp.train as tr
+
+    real_build = tr.build
+
+    def poisoned(*args, **kwargs):
+        model = real_build(*args, **kwargs)
+        loss = model.loss
+        calls = {"n": 0}
+
+        def bad_loss(*a, **k):
+            out = loss(*a, **k)
+            calls["n"] += 1
+            if calls["n"] > 4:
+                out.loss = out.loss * float("nan")
+            return out
+
+        model.loss = bad_loss
+        return model
+
+    monkeypatch.setattr(tr, "build", poisoned)
+    with pytest.raises(TrainingError, match=r"loss became nan at step 4; the last good checkpoint \(step 4\)"):
+        train(_cfg(tmp_path / "r", steps=10, checkpoint_every=2))
+    assert load_checkpoint(tmp_path / "r")["step"] == 4
+
+
+def test_cli_reports_bad_arguments_without_traceback(capsys):
+    assert main(["train", "--model", "nope", "--steps", "3"]) == 2
+    assert "unknown model 'nope'" in capsys.readouterr().err
+    assert main(["train", "--model", "ifanp"]) == 2
+    assert "--steps N or --epochs E" in capsys.readouterr().err
+    assert main(["train", "--model", "ifanp", "--steps", "3", "--set", "hidden"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_ddp_with_two_cpu_processes(tmp_path):
+    """The same command under torchrun trains with DistributedDataParallel (gloo backend)."""
+    out = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+           "-m", "ifanp", "train", "--model", "ifanp", "--steps", "4", "--batch-size", "8", "--train-limit", "32",
+           "--threads", "1", "--no-progress", "--device", "cpu", "--out", str(out), *TINY_ARGS]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (out / "model.safetensors").is_file() and load_checkpoint(out)["step"] == 4
