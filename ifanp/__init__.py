@@ -14,4 +14,4 @@ from .config import apply_threads, data_root, get_device, get_profile, profile_v
 apply_threads()
 
 __version__ = "0.1.0"
-__all__ = ["get_device", "get_profile", "profile_value", "seed_everything", "data_root", "__version__"]
+__all__ = ["__version__", "data_root", "get_device", "get_profile", "profile_value", "seed_everything"]

@@ -99,7 +99,7 @@ def load_weights(path: str | Path, sha256: str | None = None, device: str | torc
     model = build_from_config(info["family"], info["config"])
     state = {}
     with safe_open(str(path), framework="pt") as f:
-        for k in f.keys():
+        for k in f.keys():  # noqa: SIM118 (safe_open is not iterable)
             state[k] = f.get_tensor(k)
     ref = model.state_dict()
     state = {k: v.to(ref[k].dtype) if k in ref else v for k, v in state.items()}
@@ -183,13 +183,16 @@ def run_export(args) -> int:
     info = {
         "command": cfg["command"],
         "wall_time_s": round(float(meta.get("elapsed_s", epochs[-1]["elapsed_s"] if epochs else math.nan)), 1),
+        "cpu_time_s": round(float(meta.get("cpu_s", math.nan)), 1),
+        "threads": cfg.get("threads"),
         "steps": int(meta.get("steps", cfg.get("total_steps", 0))),
         "dataset": cfg["dataset"],
         "seed": cfg["seed"],
         "psnr40_first1000_fp32": round(p32, 4),
         "psnr40_first1000_fp16": None if p16 is None else round(p16, 4),
-        "history": [{k: r[k] for k in ("epoch", "step", "elapsed_s", "loss", "nll", "kl", "mse")} for r in epochs],
-        "evals": [{k: r[k] for k in ("step", "elapsed_s", "psnr40")} for r in evals],
+        "history": [{k: r.get(k) for k in ("epoch", "step", "elapsed_s", "cpu_s", "loss", "nll", "kl", "mse")}
+                    for r in epochs],
+        "evals": [{k: r.get(k) for k in ("step", "elapsed_s", "cpu_s", "psnr40")} for r in evals],
     }
     entry = register_weights(args.name, model, half=half, **info)
     size = entry["bytes"] / 2**20

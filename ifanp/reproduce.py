@@ -40,16 +40,16 @@ LABELS = {
 TABLE_MODELS = ("vae", "np", "ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp", "ifanp-plus")
 
 PROTOCOL_DIFFERENCES = [
-    "Training budget: each model is trained for the same number of steps on a 2-core CPU (see each model's "
-    "registry entry for the command and wall time), far less than the paper's ~300 epochs.",
-    "Widths: 64 channels and d_z = 64 where the SPEC proposes 128; ConvEncoder1's last layer has stride 2, "
-    "so LPA, ConvEncoder2 and GCA run at 14x14 (the paper: 28x28).",
-    "The paper's layer sizes, optimiser, sigma and K are not recoverable; ours are the SPEC's [I] defaults "
-    "(sigma = 0.1 fixed, K = 1, targets = all pixels, context ratio ~ U(0.05, 0.95)), Adam with a cosine schedule.",
-    "Evaluation: a fixed 5,000-image subset of the MNIST test split (seed 2023) with masks fixed per "
-    "(image, ratio); z = mean of q(z | context). The paper's subset and masks are unknown.",
-    "KL: summed over the latent dimensions, mean over images; the paper's normalisation is unknown and its "
-    "values (1e-5 .. 7e-3) are far smaller, so KL values are not comparable (SPEC section 9.5).",
+    ("Training budget: each model is trained for the same number of steps on a 2-core CPU (see each model's "
+    "registry entry for the command and wall time), far less than the paper's ~300 epochs."),
+    ("Widths: 64 channels and d_z = 64 where the SPEC proposes 128; ConvEncoder1's last layer has stride 2, "
+    "so LPA, ConvEncoder2 and GCA run at 14x14 (the paper: 28x28)."),
+    ("The paper's layer sizes, optimiser, sigma and K are not recoverable; ours are the SPEC's [I] defaults "
+    "(sigma = 0.1 fixed, K = 1, targets = all pixels, context ratio ~ U(0.05, 0.95)), Adam with a cosine schedule."),
+    ("Evaluation: a fixed 5,000-image subset of the MNIST test split (seed 2023) with masks fixed per "
+    "(image, ratio); z = mean of q(z | context). The paper's subset and masks are unknown."),
+    ("KL: summed over the latent dimensions, mean over images; the paper's normalisation is unknown and its "
+    "values (1e-5 .. 7e-3) are far smaller, so KL values are not comparable (SPEC section 9.5)."),
     "Table 1's dataset is not named in the paper; we compare it with MNIST.",
 ]
 

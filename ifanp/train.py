@@ -7,7 +7,9 @@ A run lives in one folder (``--out``):
   written at intervals, at the end, and when the run is interrupted (Ctrl-C / SIGTERM). Tensors go to
   safetensors and everything else to JSON: nothing is ever unpickled;
 * ``log.jsonl`` — one line per epoch (mean loss, NLL, KL, training MSE: the paper's Fig. 8) and one per
-  evaluation (PSNR at 40 % context on held-out images, with the elapsed training time);
+  evaluation (PSNR at 40 % context on held-out images); each with the training time so far, as wall
+  seconds (``elapsed_s``) and as CPU seconds of the process (``cpu_s``, all threads; it does not grow
+  while other programs hold the CPU, so it compares runs made on a busy machine);
 * ``model.safetensors`` — the final weights (loadable with :func:`ifanp.pretrained.load_weights`).
 
 Randomness is a function of (seed, step): the data order of epoch e is a permutation drawn from
@@ -34,6 +36,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import Tensor
+from typing_extensions import Self
 
 from .config import get_device
 from .data.masks import TRAIN_RATIO_RANGE, eval_mask, random_mask
@@ -191,7 +194,7 @@ class _Stop:
         self.signal: int | None = None
         self._old: dict[int, Any] = {}
 
-    def __enter__(self) -> _Stop:
+    def __enter__(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 self._old[sig] = signal.signal(sig, self._handle)
@@ -250,6 +253,8 @@ def command_for(cfg: TrainConfig) -> str:
     parts += [f"--set {k}={json.dumps(v)}" for k, v in sorted(cfg.overrides.items())]
     if cfg.eval_every:
         parts.append(f"--eval-every {cfg.eval_every}")
+    if cfg.threads:
+        parts.append(f"--threads {cfg.threads}")
     parts.append(f"--out {cfg.out}")
     return " ".join(parts)
 
@@ -286,14 +291,14 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     if cfg.steps is not None:
         total = int(cfg.steps)
     elif cfg.epochs is not None:
-        total = max(int(round(cfg.epochs * steps_per_epoch)), 1)
+        total = max(round(cfg.epochs * steps_per_epoch), 1)
     else:
         raise ValueError("give --steps or --epochs.")
     if total < 1:
         raise ValueError(f"the number of steps must be positive, got {total}.")
 
     # Resume or start afresh.
-    step, elapsed, history = 0, 0.0, []
+    step, elapsed, cpu, history = 0, 0.0, 0.0, []
     config_file = out / "config.json"
     state = load_checkpoint(out) if (resume and out.is_dir()) else None
     if resume and state is None and main_proc:
@@ -310,11 +315,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
         step, elapsed, history = int(state["step"]), float(state["elapsed"]), list(state["history"])
+        cpu = float(state.get("cpu", 0.0))
         if main_proc:
             log(f"resumed {out} at step {step:,} ({elapsed / 60:.1f} min of training so far)")
-    elif main_proc:
-        if resume is False and (out / f"{CHECKPOINT}.json").is_file():
-            raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
+    elif main_proc and not resume and (out / f"{CHECKPOINT}.json").is_file():
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
     if main_proc:
         config_file.write_text(json.dumps({**cfg.to_json(), "total_steps": total, "command": command_for(cfg)},
                                           indent=2) + "\n")
@@ -330,7 +335,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
 
     def snapshot() -> dict[str, Any]:
         return {"config": cfg.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed, "history": history}
+                "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed, "cpu": cpu, "history": history}
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     local_batch = cfg.batch_size // world
@@ -343,7 +348,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     model.train()
     stopped = None
     perm, perm_epoch = None, -1
-    t_last = time.perf_counter()
+    t_last, c_last = time.perf_counter(), time.process_time()
     with _Stop() as stop:
         while step < total:
             epoch = step // steps_per_epoch
@@ -378,7 +383,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
             step += 1
             now = time.perf_counter()
             elapsed += now - t_last
-            t_last = now
+            cpu += time.process_time() - c_last
+            t_last, c_last = now, time.process_time()
             vals = out_.as_floats()
             for k, v in vals.items():
                 epoch_acc[k] = epoch_acc.get(k, 0.0) + v
@@ -393,7 +399,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
             if end_of_epoch and main_proc:
                 k = epoch_acc.pop("n")
                 row = {"kind": "epoch", "epoch": round(step / steps_per_epoch, 4), "step": step,
-                       "elapsed_s": round(elapsed, 2), **{key: v / k for key, v in epoch_acc.items()}}
+                       "elapsed_s": round(elapsed, 2), "cpu_s": round(cpu, 2),
+                       **{key: v / k for key, v in epoch_acc.items()}}
                 history.append(row)
                 line = (f"epoch {row['epoch']:g} step {step:,}/{total:,}  loss {row['loss']:.2f}  nll {row['nll']:.2f}  "
                         f"kl {row['kl']:.3g}  mse {row['mse']:.5f}  {step * cfg.batch_size / max(elapsed, 1e-9):.0f} img/s")
@@ -403,11 +410,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
                 epoch_acc = {}
             if cfg.eval_every and main_proc and (step % cfg.eval_every == 0 or step == total):
                 p = quick_psnr(model, eval_x, eval_idx)
-                row = {"kind": "eval", "step": step, "elapsed_s": round(elapsed, 2), "psnr40": p}
+                row = {"kind": "eval", "step": step, "elapsed_s": round(elapsed, 2), "cpu_s": round(cpu, 2), "psnr40": p}
                 history.append(row)
                 with open(out / "log.jsonl", "a") as f:
                     f.write(json.dumps(row) + "\n")
-                t_last = time.perf_counter()  # evaluation time is not training time
+                t_last, c_last = time.perf_counter(), time.process_time()  # evaluation is not training time
             if main_proc and (step % cfg.checkpoint_every == 0 or step == total):
                 save_checkpoint(out, snapshot())
             if cfg.stop_after is not None and step >= cfg.stop_after and step < total:
@@ -421,7 +428,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     if bar is not None:
         bar.close()
     summary = {"out": str(out), "model": cfg.model, "step": step, "total_steps": total,
-               "elapsed_s": round(elapsed, 1), "interrupted": stopped,
+               "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1), "interrupted": stopped,
                "images_per_s": round(step * cfg.batch_size / max(elapsed, 1e-9), 1) if step else 0.0}
     if main_proc:
         if stopped:
@@ -430,7 +437,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
         else:
             from .pretrained import save_weights
 
-            save_weights(model, out / FINAL, meta={"run": cfg.to_json(), "steps": step, "elapsed_s": elapsed})
+            save_weights(model, out / FINAL, meta={"run": cfg.to_json(), "steps": step, "elapsed_s": elapsed,
+                                                   "cpu_s": cpu})
             last = [h for h in history if h["kind"] == "epoch"][-1]
             log(f"done: {cfg.model} {step:,} steps in {elapsed / 60:.1f} min ({summary['images_per_s']:.0f} img/s), "
                 f"final training mse {last['mse']:.5f}; weights in {out / FINAL}")

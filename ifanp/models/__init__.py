@@ -42,4 +42,4 @@ def _load_all() -> None:
     from . import grid, setnp, vae  # noqa: F401
 
 
-__all__ = ["build", "model_names", "register", "ImageModel", "Completion", "LossOutput", "InputError"]
+__all__ = ["Completion", "ImageModel", "InputError", "LossOutput", "build", "model_names", "register"]

@@ -33,31 +33,37 @@ from torch.distributions import Normal
 from ..losses import gaussian_log_likelihood, importance_log_likelihood, np_elbo_loss
 from . import register
 from .base import ImageModel, InputError, LossOutput
-from .modules import GlobalCrossAttention, LocalPooledAttention, SqueezeExcite, coordinate_grid, masked_avg_pool
-
-DEFAULTS: dict[str, Any] = dict(
-    hidden=64,  # channels c of the feature maps (SPEC: 128; 64 keeps CPU training practical)
-    stem=32,  # channels of the full-resolution layers
-    z_dim=64,  # latent size d_z
-    down=2,  # ConvEncoder1's stride: the maps after it are size/down (1 = the paper's full resolution)
-    deterministic=False,  # add the deterministic path (all IFANP variants)
-    local=None,  # None, "lpa" or "se": the module after ConvEncoder1 on the deterministic path
-    lpa_distance="feature",  # LPA's d(x_i, x_j): "feature" or "spatial"
-    gca=False,  # global cross-attention from target positions to context cells
-    gca_heads=1,
-    gca_key_dim=64,
-    gca_masked=True,
-    gca_distance_bias=False,  # ours: a learned locality prior on the attention logits
-    decoder_layers=3,  # transposed 3x3 convolutions at size/down
-    skip=False,  # ours: U-Net skip of the full-resolution context and stem features into the decoder head
-    setconv=0,  # ours: odd kernel size of a density-normalised convolution added to the encoder input (0 = off)
-    sigma="fixed",  # "fixed" (sigma_value), "learned" (one scalar) or "pixel" (per pixel, per channel)
-    sigma_value=0.1,
-    sigma_min=0.01,  # floor for "learned" and "pixel"
-    mean_activation="identity",  # "identity" or "sigmoid" (a sigmoid saturates early in training and stalls)
-    samples=1,  # K in Eq. 5-6 during training
-    train_targets="all",  # "all" pixels (NP convention) or "missing" (the non-context pixels)
+from .modules import (
+    GlobalCrossAttention,
+    LocalPooledAttention,
+    SqueezeExcite,
+    coordinate_grid,
+    masked_avg_pool,
 )
+
+DEFAULTS: dict[str, Any] = {
+    "hidden": 64,  # channels c of the feature maps (SPEC: 128; 64 keeps CPU training practical)
+    "stem": 32,  # channels of the full-resolution layers
+    "z_dim": 64,  # latent size d_z
+    "down": 2,  # ConvEncoder1's stride: the maps after it are size/down (1 = the paper's full resolution)
+    "deterministic": False,  # add the deterministic path (all IFANP variants)
+    "local": None,  # None, "lpa" or "se": the module after ConvEncoder1 on the deterministic path
+    "lpa_distance": "feature",  # LPA's d(x_i, x_j): "feature" or "spatial"
+    "gca": False,  # global cross-attention from target positions to context cells
+    "gca_heads": 1,
+    "gca_key_dim": 64,
+    "gca_masked": True,
+    "gca_distance_bias": False,  # ours: a learned locality prior on the attention logits
+    "decoder_layers": 3,  # transposed 3x3 convolutions at size/down
+    "skip": False,  # ours: U-Net skip of the full-resolution context and stem features into the decoder head
+    "setconv": 0,  # ours: odd kernel size of a density-normalised convolution added to the encoder input (0 = off)
+    "sigma": "fixed",  # "fixed" (sigma_value), "learned" (one scalar) or "pixel" (per pixel, per channel)
+    "sigma_value": 0.1,
+    "sigma_min": 0.01,  # floor for "learned" and "pixel"
+    "mean_activation": "identity",  # "identity" or "sigmoid" (a sigmoid saturates early in training and stalls)
+    "samples": 1,  # K in Eq. 5-6 during training
+    "train_targets": "all",  # "all" pixels (NP convention) or "missing" (the non-context pixels)
+}
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
@@ -228,7 +234,7 @@ class GridNP(ImageModel):
         feats, _, _ = self.encode(images, mask)
         out1, out2 = self.local.pool_twice(feats)
         _, weights = self.local.neighbour_weights(out2)
-        b, c, h, w = feats.shape
+        b, _c, h, w = feats.shape
         return {"input": feats, "output1": out1, "output2": out2, "output": self.local(feats),
                 "weights": weights.view(b, 9, h, w)}
 
@@ -282,14 +288,16 @@ class GridNP(ImageModel):
 
 #: The paper's models and our addition; every one is GridNP with other parts.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "ifnp": dict(),
-    "ifanp-lpa": dict(deterministic=True, local="lpa"),
-    "ifanp-se": dict(deterministic=True, local="se"),
-    "ifanp-gca": dict(deterministic=True, gca=True),
-    "ifanp": dict(deterministic=True, local="lpa", gca=True),
+    "ifnp": {},
+    "ifanp-lpa": {"deterministic": True, "local": "lpa"},
+    "ifanp-se": {"deterministic": True, "local": "se"},
+    "ifanp-gca": {"deterministic": True, "gca": True},
+    "ifanp": {"deterministic": True, "local": "lpa", "gca": True},
     # Ours, beside the faithful model (never replacing it): full-resolution context skip into the
-    # decoder, a density-normalised convolution of the context at the input, and a per-pixel predictive sigma.
-    "ifanp-plus": dict(deterministic=True, local="lpa", gca=True, skip=True, setconv=5, sigma="pixel"),
+    # decoder, a density-normalised convolution of the context at the input, a locality prior in GCA,
+    # and a per-pixel predictive sigma.
+    "ifanp-plus": {"deterministic": True, "local": "lpa", "gca": True, "gca_distance_bias": True, "skip": True, "setconv": 5,
+                       "sigma": "pixel"},
 }
 
 

@@ -21,7 +21,7 @@ from ..losses import gaussian_log_likelihood
 from . import register
 from .base import ImageModel, InputError, LossOutput
 
-DEFAULTS: dict[str, Any] = dict(hidden=64, z_dim=64, sigma_value=0.1, beta=1.0)
+DEFAULTS: dict[str, Any] = {"hidden": 64, "z_dim": 64, "sigma_value": 0.1, "beta": 1.0}
 
 
 class ConvVAE(ImageModel):
