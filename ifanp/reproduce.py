@@ -114,6 +114,7 @@ def reproduce(
         main = per_seed[min(per_seed)]
         row = {"model": model, "label": LABELS.get(model, model), "source": refs[min(refs)], "ratios": main["ratios"],
                "parameters": main["parameters"], "images": main["images"], "seeds": sorted(per_seed)}
+        row["per_seed"] = {str(seed): res["ratios"] for seed, res in per_seed.items()}  # every metric, every seed
         if len(per_seed) > 1:
             row["seed_spread"] = {
                 r: {"psnr_whole_mean": statistics.mean(p["ratios"][r]["psnr_whole"] for p in per_seed.values()),
@@ -123,7 +124,7 @@ def reproduce(
         if model in PAPER_TABLE1:
             row["paper"] = PAPER_TABLE1[model]
         rows.append(row)
-        hist = [h for h in _history_from(refs[min(refs)]) if h.get("kind") == "epoch"]
+        hist = [h for h in _history_from(refs[min(refs)]) if h.get("kind", "epoch") == "epoch"]  # registry rows carry no kind
         fig8[model] = [{"epoch": h["epoch"], "mse": h["mse"]} for h in hist]
     fig9 = {row["model"]: {r: v["mse_whole"] for r, v in row["ratios"].items()} for row in rows}
     return {"dataset": dataset, "images": len(images), "rows": rows, "fig8": fig8, "fig9": fig9, "missing": missing,
@@ -153,6 +154,117 @@ def comparison_markdown(table: dict[str, Any]) -> str:
         cells += [f"{paper['kl'][i]:.2g}" if paper and i < 3 else "—" for i in range(len(ratios))]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def seed_spread(row: dict[str, Any], metric: str = "psnr_whole") -> dict[str, dict[str, float]]:
+    """Mean, sample sd and count of ``metric`` over the seeds of one row of :func:`reproduce`, per ratio
+    (sd is nan for a single seed; ratios where the metric is None are left out)."""
+    per_seed = row.get("per_seed") or {str(row["seeds"][0]): row["ratios"]}
+    out = {}
+    for r in row["ratios"]:
+        vals = [p[r][metric] for p in per_seed.values() if p[r].get(metric) is not None]
+        if vals:
+            out[r] = {"mean": statistics.mean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else float("nan"),
+                      "n": len(vals)}
+    return out
+
+
+#: The five models of the paper's ablation (Table 1, Fig. 8-9), in its order.
+ABLATION = ("ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp")
+
+
+def ablation_order_checks(table: dict[str, Any], metric: str = "psnr_whole", tie_db: float = 0.5,
+                          flat_db: float = 0.5, gain_factor: float = 2.0) -> list[dict[str, Any]]:
+    """The paper's claims about its ablation (SPEC section 7), checked on the paper's Table 1 and on ours.
+
+    The order IFNP < IFANP(LPA) ~ IFANP(SENet) < IFANP(GCA) < IFANP becomes separate checks, each required
+    at every ratio of the table: a strict ``>`` for "<" and ``|a - b| <= tie_db`` for "~"; then IFANP best
+    of the five; GCA's gain over IFNP at least ``gain_factor`` times the larger of the LPA and SENet gains;
+    IFNP's row flat (max - min over the ratios <= ``flat_db``); IFANP gaining more than IFNP from the
+    lowest to the highest ratio; and, per model, ours >= the paper's number.
+
+    Each check is a dict: ``id``, ``claim``, ``paper`` and ``ours`` (True / False, or None when a model has
+    no row; ``paper`` is None for the comparisons with the paper itself), ``paper_detail`` and
+    ``ours_detail`` (the numbers behind the verdict, in dB), ``margin`` (ours: the smallest margin by which
+    the check holds over the ratios, negative when it fails), ``margins`` (ours, per ratio for the checks made
+    at every ratio) and ``missing`` (the models without a row).
+    ``metric`` is a per-ratio key of the rows; the paper's numbers are used only for ``psnr_whole``.
+    """
+    ours_rows = {row["model"]: row for row in table["rows"]}
+    ratios = list(table["rows"][0]["ratios"]) if table["rows"] else ["0.2", "0.4", "0.6"]
+    ours = {m: [ours_rows[m]["ratios"][r][metric] for r in ratios] for m in ABLATION if m in ours_rows}
+    paper_ratios = ["0.2", "0.4", "0.6"]
+    paper = {}
+    if metric == "psnr_whole" and all(r in paper_ratios for r in ratios):
+        paper = {m: [PAPER_TABLE1[m]["psnr"][paper_ratios.index(r)] for r in ratios] for m in ABLATION}
+    pct = [f"{float(r) * 100:g}%" for r in ratios]
+    lab = LABELS
+
+    def per_ratio(values, models, fn, show):
+        """(verdict, smallest margin, detail) of a check that must hold at every ratio: ``fn`` gives the
+        margin (> 0: holds), ``show`` the numbers to print."""
+        if not values or any(m not in values for m in models):
+            return None, None, "", []
+        at = [[values[m][i] for m in models] for i in range(len(ratios))]
+        ms = [fn(*v) for v in at]
+        return min(ms) > 0, min(ms), ", ".join(f"{p}: {show(*v)}" for p, v in zip(pct, at)), ms
+
+    def flat(values):
+        if "ifnp" not in values:
+            return None, None, "", []
+        spread = max(values["ifnp"]) - min(values["ifnp"])
+        return spread <= flat_db, flat_db - spread, f"max - min = {spread:.2f}", [flat_db - spread]
+
+    def context_gain(values):
+        if "ifnp" not in values or "ifanp" not in values:
+            return None, None, "", []
+        g_full = values["ifanp"][-1] - values["ifanp"][0]
+        g_ifnp = values["ifnp"][-1] - values["ifnp"][0]
+        detail = f"{pct[0]} to {pct[-1]}: IFANP {g_full:+.2f}, IFNP {g_ifnp:+.2f}"
+        return g_full > g_ifnp, g_full - g_ifnp, detail, [g_full - g_ifnp]
+
+    def gap(fn, show=lambda a, b: f"{a - b:+.2f}"):
+        return lambda values, models: per_ratio(values, models, fn, show)
+
+    def gains(g, a, b, n):
+        return f"GCA {g - n:+.2f}, LPA {a - n:+.2f}, SENet {b - n:+.2f}"
+
+    specs = [
+        ("lpa_over_ifnp", f"{lab['ifanp-lpa']} > {lab['ifnp']}", ("ifanp-lpa", "ifnp"), gap(lambda a, b: a - b)),
+        ("se_over_ifnp", f"{lab['ifanp-se']} > {lab['ifnp']}", ("ifanp-se", "ifnp"), gap(lambda a, b: a - b)),
+        ("lpa_se_tie", f"{lab['ifanp-lpa']} ~ {lab['ifanp-se']} (within {tie_db:g} dB)", ("ifanp-lpa", "ifanp-se"),
+         gap(lambda a, b: tie_db - abs(a - b))),
+        ("gca_over_local", f"{lab['ifanp-gca']} > {lab['ifanp-lpa']} and {lab['ifanp-se']}",
+         ("ifanp-gca", "ifanp-lpa", "ifanp-se"), gap(lambda g, a, b: g - max(a, b), lambda g, a, b: f"{g - max(a, b):+.2f}")),
+        ("full_over_gca", f"{lab['ifanp']} > {lab['ifanp-gca']}", ("ifanp", "ifanp-gca"), gap(lambda a, b: a - b)),
+        ("full_best", f"{lab['ifanp']} best of the five", ("ifanp", "ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca"),
+         gap(lambda f, *others: f - max(others), lambda f, *others: f"{f - max(others):+.2f}")),
+        ("gca_gain_largest", f"GCA's gain over {lab['ifnp']} >= {gain_factor:g} x the larger of LPA's and SENet's",
+         ("ifanp-gca", "ifanp-lpa", "ifanp-se", "ifnp"),
+         gap(lambda g, a, b, n: (g - n) - gain_factor * max(a - n, b - n, 0.0), gains)),
+        ("ifnp_flat", f"{lab['ifnp']}'s row is flat (max - min over the ratios <= {flat_db:g} dB)", ("ifnp",),
+         lambda values, models: flat(values)),
+        ("context_gain", f"{lab['ifanp']} gains more than {lab['ifnp']} from more context", ("ifanp", "ifnp"),
+         lambda values, models: context_gain(values)),
+    ]
+    checks = []
+    for cid, claim, models, fn in specs:
+        p_ok, _, p_detail, _ = fn(paper, models) if paper else (None, None, "", [])
+        o_ok, o_margin, o_detail, o_margins = fn(ours, models)
+        checks.append({"id": cid, "claim": claim, "paper": p_ok, "ours": o_ok, "paper_detail": p_detail,
+                       "ours_detail": o_detail, "margin": o_margin, "margins": o_margins,
+                       "missing": [m for m in models if m not in ours]})
+    if paper:  # ours against the paper's absolute numbers
+        for m in ABLATION:
+            ok, margin, detail, diffs = None, None, "", []
+            if m in ours:
+                diffs = [o - p for o, p in zip(ours[m], paper[m])]
+                ok, margin = min(diffs) >= 0, min(diffs)
+                detail = "ours - paper: " + ", ".join(f"{p}: {d:+.2f}" for p, d in zip(pct, diffs))
+            checks.append({"id": f"abs_{m}", "claim": f"ours >= the paper's number for {lab[m]}", "paper": None,
+                           "ours": ok, "paper_detail": "", "ours_detail": detail, "margin": margin,
+                           "margins": diffs, "missing": [] if m in ours else [m]})
+    return checks
 
 
 def write_outputs(table: dict[str, Any], out: Path) -> None:

@@ -118,7 +118,7 @@ class GlobalCrossAttention(nn.Module):
             raise ValueError(f"key_dim ({key_dim}) must be divisible by heads ({heads}).")
         self.heads, self.key_dim, self.masked, self.scaled = heads, key_dim, masked, scaled
         # Ours (off in the paper's model): a learned locality prior -||p - p'||^2 / (2 l_h^2) added to each
-        # head's logits, so attention starts local (l = 3 grid cells) instead of uniform.
+        # head's logits, so attention starts local (l = 0.2 in the [-1, 1] coordinates) instead of uniform.
         self.log_lengthscale = nn.Parameter(torch.full((heads,), math.log(0.2))) if distance_bias else None
         self.theta = nn.Sequential(nn.Conv2d(2, key_dim, 1), nn.ReLU(), nn.Conv2d(key_dim, key_dim, 1))
         self.phi = nn.Sequential(nn.Conv2d(2, key_dim, 1), nn.ReLU(), nn.Conv2d(key_dim, key_dim, 1))

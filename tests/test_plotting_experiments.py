@@ -1,0 +1,414 @@
+"""The tables, checks and figures of the chapters "Experiments" and "Beyond the paper"
+(ifanp.plotting.experiments), and the helpers they use from ifanp.reproduce."""
+import math
+import re
+from html import escape
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from matplotlib.figure import Figure
+
+from ifanp import pretrained
+from ifanp.models import build
+from ifanp.models.base import ImageModel
+from ifanp.models.grid import DEFAULTS, VARIANTS
+from ifanp.plotting import experiments as ex
+from ifanp.reproduce import ABLATION, PAPER_TABLE1, ablation_order_checks, reproduce, seed_spread
+
+RATIOS = ("0.2", "0.4", "0.6")
+SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "train_pretrained.sh"
+TINY = {"hidden": 8, "stem": 8, "z_dim": 8, "gca_key_dim": 8}
+
+
+def _row(model, psnr, seeds=(0,), **extra):
+    ratios = {r: {"psnr_whole": p, "psnr_target": p - 1, "mse_whole": 10 ** (-p / 10), "mse_target": 0.02,
+                  "ssim": 0.5, "kl": 0.1, "kl_per_dim": 0.001, "nll_per_pixel": -1.0} for r, p in zip(RATIOS, psnr)}
+    return {"model": model, "label": ex.LABELS.get(model, model), "source": f"mnist-{model}", "ratios": ratios,
+            "seeds": list(seeds), **extra}
+
+
+def _table(values):
+    """A reproduce()-shaped table from {model: (psnr 20 %, 40 %, 60 %)}."""
+    rows = [_row(m, v) for m, v in values.items()]
+    return {"dataset": "mnist", "images": 10, "rows": rows, "fig8": {}, "fig9": {}, "missing": []}
+
+
+PAPER_VALUES = {m: PAPER_TABLE1[m]["psnr"] for m in ABLATION}
+
+
+# ---- ifanp.reproduce helpers ------------------------------------------------------------------------------
+
+
+def test_checks_hold_on_the_papers_own_numbers():
+    checks = ablation_order_checks(_table(PAPER_VALUES))
+    assert {c["id"] for c in checks} >= {"lpa_over_ifnp", "se_over_ifnp", "lpa_se_tie", "gca_over_local",
+                                          "full_over_gca", "full_best", "gca_gain_largest", "ifnp_flat",
+                                          "context_gain", "abs_ifanp"}
+    for c in checks:
+        assert c["ours"] is True, c
+        assert c["paper"] is (None if c["id"].startswith("abs_") else True), c
+    gca = next(c for c in checks if c["id"] == "gca_gain_largest")
+    assert "GCA +3.22, LPA +0.52, SENet +0.77" in gca["paper_detail"]  # 18.637 - 15.421 etc.
+
+
+def test_checks_detect_a_broken_order_a_tie_and_missing_models():
+    values = dict(PAPER_VALUES)
+    values["ifanp"], values["ifanp-gca"] = values["ifanp-gca"], values["ifanp"]  # swap the two best rows
+    values["ifanp-se"] = tuple(v + 1.0 for v in values["ifanp-lpa"])  # LPA and SENet 1 dB apart
+    by_id = {c["id"]: c for c in ablation_order_checks(_table(values))}
+    assert by_id["full_over_gca"]["ours"] is False and by_id["full_over_gca"]["margin"] < 0
+    assert by_id["full_best"]["ours"] is False
+    assert by_id["lpa_se_tie"]["ours"] is False
+    assert by_id["gca_over_local"]["ours"] is True  # the swapped-in IFANP row is still above both
+    assert by_id["abs_ifanp"]["ours"] is False and by_id["abs_ifanp-gca"]["ours"] is True
+    del values["ifanp-se"]
+    by_id = {c["id"]: c for c in ablation_order_checks(_table(values))}
+    assert by_id["se_over_ifnp"]["ours"] is None and by_id["se_over_ifnp"]["missing"] == ["ifanp-se"]
+    assert by_id["se_over_ifnp"]["paper"] is True  # the paper's verdict does not depend on our rows
+    assert by_id["lpa_over_ifnp"]["ours"] is True
+
+
+def test_flat_row_and_context_gain():
+    values = dict(PAPER_VALUES)
+    values["ifnp"] = (12.0, 13.0, 14.0)  # rises by 2 dB: not flat, and more than IFANP's 0.75 dB
+    by_id = {c["id"]: c for c in ablation_order_checks(_table(values))}
+    assert by_id["ifnp_flat"]["ours"] is False and by_id["ifnp_flat"]["ours_detail"] == "max - min = 2.00"
+    assert by_id["context_gain"]["ours"] is False
+
+
+def test_seed_spread_is_the_mean_and_sample_sd_over_seeds():
+    row = _row("ifnp", (12, 13, 14), seeds=(0, 1, 2))
+    row["per_seed"] = {str(s): {r: {"psnr_whole": 10.0 + s + i} for i, r in enumerate(RATIOS)} for s in (0, 1, 2)}
+    sp = seed_spread(row)
+    assert sp["0.2"] == {"mean": 11.0, "sd": 1.0, "n": 3} and sp["0.6"]["mean"] == 13.0
+    single = seed_spread(_row("ifnp", (12, 13, 14)))
+    assert single["0.4"]["n"] == 1 and math.isnan(single["0.4"]["sd"])
+
+
+@pytest.fixture
+def tiny_registry(tmp_path, monkeypatch):
+    """A registry of two untrained tiny IFNPs (seeds 0 and 1) whose history rows, like export's, have no 'kind'."""
+    monkeypatch.setattr(pretrained, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(pretrained, "REGISTRY_FILE", tmp_path / "registry.json")
+    history = [{"epoch": 1.0, "step": 937, "mse": 0.05}, {"epoch": 2.0, "step": 1874, "mse": 0.04}]
+    for seed, name in ((0, "mnist-ifnp"), (1, "mnist-ifnp-s1")):
+        torch.manual_seed(seed)
+        pretrained.register_weights(name, build("ifnp", **TINY), half=False, command="test", steps=1874,
+                                    cpu_time_s=60.0, history=history,
+                                    evals=[{"step": 937, "cpu_s": 30.0, "psnr40": 11.0},
+                                           {"step": 1874, "cpu_s": 60.0, "psnr40": 12.5}])
+    return pretrained.registry()
+
+
+def test_training_log_from_the_registry_or_a_run_folder(tiny_registry, tmp_path):
+    log = ex.training_log("mnist-ifnp", tiny_registry)
+    assert len(log["history"]) == 2 and log["evals"][-1]["psnr40"] == 12.5
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "log.jsonl").write_text('{"kind": "epoch", "epoch": 1.0, "step": 10, "mse": 0.1}\n'
+                                   '{"kind": "eval", "step": 10, "cpu_s": 5.0, "psnr40": 11.0}\n')
+    log = ex.training_log(str(run), tiny_registry)
+    assert log["history"][0]["mse"] == 0.1 and log["evals"][0]["psnr40"] == 11.0
+    assert ex.training_log(str(tmp_path / "nothing"), tiny_registry) == {"history": [], "evals": []}
+
+
+def test_reproduce_keeps_every_seed_and_the_training_curve(tiny_registry):
+    table = reproduce(models=("ifnp", "ifanp"), seeds=(0, 1), limit=6, nll_images=2, nll_samples=1, progress=False)
+    (row,) = table["rows"]
+    assert table["missing"] == ["ifanp"] and row["seeds"] == [0, 1]
+    assert set(row["per_seed"]) == {"0", "1"}
+    sp = seed_spread(row, "psnr_target")["0.4"]
+    vals = [row["per_seed"][s]["0.4"]["psnr_target"] for s in ("0", "1")]
+    assert sp["n"] == 2 and sp["mean"] == pytest.approx(sum(vals) / 2)
+    assert row["seed_spread"]["0.4"]["psnr_whole_mean"] == pytest.approx(seed_spread(row)["0.4"]["mean"])
+    # registry history rows carry no "kind": Fig. 8 must still get them
+    assert table["fig8"]["ifnp"] == [{"epoch": 1.0, "mse": 0.05}, {"epoch": 2.0, "mse": 0.04}]
+
+
+# ---- the shipped weights ---------------------------------------------------------------------------------
+
+
+def test_step_budgets_and_seeds_match_the_training_script():
+    text = SCRIPT.read_text()
+    assert int(re.search(r"^STEPS=\$\{STEPS:-(\d+)\}", text, re.MULTILINE)[1]) == ex.ABLATION_STEPS
+    assert int(re.search(r"^PLUS_STEPS=\$\{PLUS_STEPS:-(\d+)\}", text, re.MULTILINE)[1]) == ex.PLUS_STEPS
+    runs = re.findall(r"^(\S+)-s(\d) (\S+) (\d) \$(\w+)$", text, re.MULTILINE)
+    seeds = {}
+    for _name, _s, model, seed, _steps in runs:
+        seeds.setdefault(model, []).append(int(seed))
+    for model in ABLATION + ("vae", "np", "ifanp-plus"):
+        assert tuple(sorted(seeds[model])) == ex.SHIPPED_SEEDS.get(model, (0,)), model
+    cmd = ex.train_command("ifanp-lpa")
+    assert f"--steps {ex.ABLATION_STEPS}" in cmd and "--name mnist-ifanp-lpa" in cmd
+    assert "--name mnist-ifanp-s2" in ex.train_command("ifanp", 2)
+    assert f"--steps {ex.PLUS_STEPS}" in ex.train_command("ifanp-plus")
+
+
+def test_shipped_models_lists_present_and_missing_weights():
+    reg = {"mnist-ifnp": {"steps": 1874, "cpu_time_s": 120.0, "wall_time_s": 240.0, "command": "cmd",
+                          "history": [{"epoch": 2.0, "step": 1874}]}}
+    rows = ex.shipped_models(("ifnp", "ifanp-lpa"), reg=reg)
+    assert [r["name"] for r in rows] == ["mnist-ifnp", "mnist-ifnp-s1", "mnist-ifnp-s2", "mnist-ifanp-lpa"]
+    assert rows[0]["present"] and rows[0]["epochs"] == pytest.approx(2.0) and rows[0]["cpu_min"] == 2.0
+    assert not rows[1]["present"] and rows[1]["command"] == ex.train_command("ifnp", 1)
+    assert ex.shipped_html(rows).count("missing") == 3
+    lines = ex.shipped_commands(rows).splitlines()
+    assert lines[0] == "mnist-ifnp: cmd" and lines[3] == "mnist-ifanp-lpa: missing, train it with: " + \
+        ex.train_command("ifanp-lpa")
+
+
+# ---- tables ----------------------------------------------------------------------------------------------
+
+
+def test_paper_mse_inverts_the_psnr():
+    assert ex.paper_mse(20.0) == pytest.approx(0.01)
+    # SPEC section 7: the implied MSE of IFANP is about 0.0115 / 0.0103 / 0.0097
+    assert ex.paper_mse(PAPER_TABLE1["ifanp"]["psnr"]) == pytest.approx([0.0115, 0.0103, 0.0097], abs=6e-5)
+
+
+def test_comparison_table_puts_the_paper_beside_ours():
+    table = _table({"ifnp": (12.0, 12.5, 13.0), "vae": (14.0, 15.0, 16.0)})
+    html = ex.comparison_html(table, "psnr_whole")
+    assert "12.00 / 15.421 (-3.42)" in html and "12.50 / 15.447 (-2.95)" in html and "15.525" in html
+    assert "14.00 / —" in html  # the VAE row, which the paper does not report
+    kl = ex.comparison_html(table, "kl")
+    assert "0.1 / 0.0069" in kl and "ours − paper" not in kl
+
+
+def test_checks_table_explains_the_outcome_that_happened():
+    values = dict(PAPER_VALUES)
+    values["ifanp"], values["ifanp-gca"] = values["ifanp-gca"], values["ifanp"]
+    checks = ablation_order_checks(_table(values))
+    html = ex.checks_html(checks, noise_db=0.8)
+    assert escape(ex.CHECK_EXPLANATIONS["full_over_gca"]["fails"][:40]) in html
+    assert escape(ex.CHECK_EXPLANATIONS["lpa_over_ifnp"]["holds"][:40]) in html
+    assert "within the seed noise of 0.80 dB" in html  # LPA beats IFNP by only 0.52 dB
+    assert escape(ex.CHECK_EXPLANATIONS["abs"]["fails"][:40]) in html  # the swapped-in IFANP row: below at every ratio
+    values["ifanp"] = (19.0, 20.0, 21.0)  # below the paper at 20 %, above at 40 and 60 %
+    mixed = ex.checks_html(ablation_order_checks(_table(values)))
+    assert escape(ex.CHECK_EXPLANATIONS["abs"]["mixed"][:40]) in mixed
+    summary = ex.checks_summary(checks)
+    n_fail = sum(c["ours"] is False for c in checks if not c["id"].startswith("abs_"))
+    assert f"{n_fail} fail" in summary and "IFANP > IFANP(GCA)" in summary
+    assert "IFANP(GCA) are at or above the paper's number at every ratio" in summary
+    assert "IFANP is below it at every ratio" in summary
+
+
+def test_seed_spread_table_shows_mean_and_sd():
+    table = _table({"ifnp": (12.0, 12.5, 13.0)})
+    table["rows"][0]["seeds"] = [0, 1]
+    table["rows"][0]["per_seed"] = {"0": table["rows"][0]["ratios"],
+                                    "1": {r: {**v, "psnr_whole": v["psnr_whole"] + 2} for r, v in
+                                          table["rows"][0]["ratios"].items()}}
+    assert "13.00 ± 1.41" in ex.seed_spread_html(table)
+
+
+# ---- time to quality -------------------------------------------------------------------------------------
+
+
+def test_first_pass_value_at_and_time_to_quality():
+    evals = [{"step": 250, "cpu_s": 60.0, "psnr40": 15.0}, {"step": 500, "cpu_s": 120.0, "psnr40": 20.0},
+             {"step": 750, "cpu_s": 180.0, "psnr40": 19.0}]
+    assert ex.first_pass(evals, 19.86)["step"] == 500 and ex.first_pass(evals, 21.0) is None
+    assert ex.value_at(evals, 150.0)["psnr40"] == 20.0 and ex.value_at(evals, 10.0) is None
+    reg = {"a": {"evals": evals, "cpu_time_s": 200.0, "steps": 750}, "b": {"evals": evals[:1], "steps": 250}}
+    rows = {r["name"]: r for r in ex.time_to_quality(reg, ["a", "b", "c"], 19.86)}
+    assert rows["a"]["reached"] and rows["a"]["cpu_min"] == 2.0 and rows["a"]["final_psnr40"] == 19.0
+    assert not rows["b"]["reached"] and rows["b"]["cpu_min"] is None and not rows["c"]["present"]
+
+
+def test_goal_rows():
+    res = {"ifanp-plus": {r: {"psnr_whole": p} for r, p in zip(RATIOS, (22.0, 24.0, 29.0))}}
+    (row,) = ex.goal_rows(res, (21.0, 25.0, 28.0))
+    assert row["met"] == [True, False, True] and row["to_goal"] == [1.0, -1.0, 1.0]
+    assert row["to_paper"][1] == pytest.approx(24.0 - 19.862)
+
+
+# ---- what ifanp-plus changes -----------------------------------------------------------------------------
+
+
+def test_every_option_that_ifanp_plus_changes_is_explained():
+    diff = ex.config_diff({**DEFAULTS, **VARIANTS["ifanp"]}, {**DEFAULTS, **VARIANTS["ifanp-plus"]})
+    assert diff and all(ex.explain_change(k, new) is not None for k, _, new in diff)
+    assert ex.explain_change("sigma", "pixel") != ex.explain_change("sigma", "learned")
+    assert ex.explain_change("sigma", "fixed") is None and ex.explain_change("skip", True) == ex.PLUS_CHANGES["skip"]
+    assert ex.config_diff({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == [("b", 2, 3), ("c", None, 4)]
+
+
+def test_setconv_input_of_a_constant_image_is_the_constant():
+    """ConvCNP's density normalisation: from any non-empty context of a constant image, the signal channel of
+    ifanp-plus's encoder input is that constant wherever the context reaches, and 0 elsewhere."""
+    model = build("ifanp-plus", **TINY)
+    k = model.cfg["setconv"]
+    torch.manual_seed(0)
+    for _ in range(5):
+        value = float(torch.rand(()))
+        images = torch.full((3, 1, 28, 28), value)
+        mask = (torch.rand(3, 1, 28, 28) < torch.rand(3, 1, 1, 1) * 0.3).float()
+        mask[:, :, 5, 5] = 1
+        inp = model.encoder_input(images, mask)
+        signal, density = inp[:, 2:3], inp[:, 3:4]
+        torch.testing.assert_close(density, F.avg_pool2d(mask, k, 1, k // 2))
+        reach = density > 0
+        torch.testing.assert_close(signal[reach], torch.full_like(signal[reach], value))
+        assert (signal[~reach] == 0).all()
+
+
+# ---- structured masks and calibration ---------------------------------------------------------------------
+
+
+class Fixed(ImageModel):
+    """A fake model: the truth at context pixels, truth + ``miss`` at the others, sigma ``sigma`` everywhere."""
+
+    def __init__(self, miss=0.3, sigma=0.1):
+        super().__init__("fixed", 1, 28)
+        self.miss, self.sigma = miss, sigma
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def predict(self, images, mask, samples=0):
+        mean = images + self.miss * (1 - mask)
+        k = max(samples, 1)
+        return mean.unsqueeze(0).expand(k, -1, -1, -1, -1), torch.full_like(mean, self.sigma).expand(k, -1, -1, -1, -1)
+
+
+def test_coverage_counts_only_the_missing_pixels():
+    images = torch.rand(4, 1, 28, 28) * 0.5
+    mask = (torch.rand(4, 1, 28, 28) < 0.4).float()
+    # every missing pixel is off by exactly 3 sigma; the context pixels are exact
+    cov = ex.coverage(Fixed(miss=0.3, sigma=0.1), images, mask, ks=(1.0, 2.9, 3.1), samples=2, batch_size=3)
+    assert cov["all"].tolist() == [0.0, 0.0, 1.0]
+
+
+def test_coverage_by_pixel_group():
+    images = torch.zeros(2, 1, 28, 28)
+    images[:, :, 10:18, 10:18] = 0.9  # strokes
+    mask = torch.zeros(2, 1, 28, 28)
+
+    class StrokeMiss(Fixed):  # exact on the background, 3 sigma off on the strokes
+        def predict(self, images, mask, samples=0):
+            mean = images + 0.3 * (images > 0.5)
+            return mean.unsqueeze(0), torch.full_like(mean, 0.1).unsqueeze(0)
+
+    cov = ex.coverage(StrokeMiss(), images, mask, (2.0,), groups=("all", "background", "stroke"), batch_size=1)
+    assert cov["background"].tolist() == [1.0] and cov["stroke"].tolist() == [0.0]
+    assert cov["all"][0] == pytest.approx(1 - 64 / 784)
+    with pytest.raises(ValueError):
+        ex.coverage(StrokeMiss(), images, mask, (2.0,), groups=("edges",))
+
+
+def test_structured_metrics_of_a_model_that_copies_the_context():
+    images = torch.rand(5, 1, 28, 28)
+    out = ex.structured_metrics({"copy": Fixed(miss=0.0)}, images, ("top", "centre"))
+    assert out["top"]["copy"]["observed"] == pytest.approx(0.5)
+    assert out["centre"]["copy"]["observed"] == pytest.approx(1 - 14 * 14 / 784)
+    zero = ex.structured_metrics({"zero": lambda x, m: x * m}, images, ("top",))
+    # whole-image MSE = (1 - observed) x MSE of the missing pixels, as eq. (exp-split) says
+    mse_half = float(images[:, :, 14:].pow(2).mean())
+    assert zero["top"]["zero"]["mse_whole"] == pytest.approx(0.5 * mse_half, rel=1e-5)
+
+
+# ---- figures ---------------------------------------------------------------------------------------------
+
+
+def test_fig9_derives_the_papers_bars_from_its_psnr():
+    fig9 = {m: {r: 0.02 for r in RATIOS} for m in ("ifnp", "ifanp")}
+    fig = ex.plot_fig9(fig9, {m: {r: 17.0 for r in RATIOS} for m in fig9})
+    ours, paper = fig.axes[0], fig.axes[1]
+    heights = sorted(round(p.get_height(), 6) for p in paper.patches)
+    expected = sorted(round(v, 6) for m in ABLATION for v in ex.paper_mse(PAPER_TABLE1[m]["psnr"]))
+    assert heights == expected
+    assert sorted({round(p.get_height(), 6) for p in ours.patches}) == [0.0, 0.02]  # 3 missing models drawn flat
+    dots = [line for line in ours.lines if line.get_marker() == "."]
+    assert len(dots) == 2 and dots[0].get_ydata() == pytest.approx([10 ** -1.7] * 3)
+
+
+def test_metric_bars_show_our_values_and_the_papers():
+    table = _table({"ifnp": (12.0, 12.5, 13.0), "ifanp": (15.0, 17.0, 18.0), "vae": (14.0, 15.0, 16.0)})
+    fig = ex.plot_metric_bars(table, "psnr_whole", "0.4")
+    ax = fig.axes[0]
+    assert sorted(p.get_width() for p in ax.patches) == [12.5, 15.0, 17.0]
+    diamonds = sorted(float(line.get_xdata()[0]) for line in ax.lines if line.get_marker() == "D" and len(line.get_xdata()))
+    assert diamonds == [PAPER_TABLE1["ifnp"]["psnr"][1], PAPER_TABLE1["ifanp"]["psnr"][1]]
+    assert isinstance(ex.plot_metric_bars(table, "kl", "0.2"), Figure)
+
+
+def test_fig8_and_the_compute_curves():
+    hist = {"ifnp": [{"epoch": 1.0, "mse": 0.05}, {"epoch": 2.0, "mse": 0.04}], "ifanp": []}
+    evals = {"ifnp": [{"step": 937, "cpu_s": 60.0, "psnr40": 12.0}, {"step": 1874, "cpu_s": 120.0, "psnr40": 13.0}]}
+    fig = ex.plot_fig8(hist, evals, {"ifnp": 937.0})
+    left, right = fig.axes
+    assert list(left.lines[0].get_xdata()) == [1.0, 2.0] and left.get_ylim() == (0.0, 0.06)
+    assert list(right.lines[0].get_xdata()) == [1.0, 2.0]  # steps / steps per epoch
+    assert len(ex.plot_fig8(hist).axes) == 1
+    fig = ex.plot_psnr_vs_cpu(evals, {"paper": 19.862})
+    assert list(fig.axes[0].lines[0].get_xdata()) == [1.0, 2.0]  # CPU minutes
+
+
+def test_image_figures_run_on_untrained_models():
+    torch.manual_seed(0)
+    models = {"IFANP": build("ifanp", **TINY).eval(), "IFANP+": build("ifanp-plus", **TINY).eval()}
+    image = torch.rand(1, 28, 28)
+    mask = (torch.rand(1, 1, 28, 28) < 0.3).float()
+    figs = [
+        ex.plot_structured(models, image, ("top", "random_box")),
+        ex.plot_mask_explorer(models, image, 7, kind="random", ratio=0.3, samples=2),
+        ex.plot_mask_explorer(models, image, 7, kind="left", samples=2),
+        ex.plot_attention_pair(models, image, mask, 10, 12),
+        ex.plot_calibration((1.0, 2.0), {"ifanp": [0.5, 0.8]}),
+        ex.plot_psnr_vs_ratio({"ifanp": [12, 13, 14]}, paper={"ifanp": PAPER_TABLE1["ifanp"]["psnr"]},
+                              goal=(21, 25, 28)),
+    ]
+    x = image[None]
+    density = F.avg_pool2d(mask, 5, 1, 2)
+    figs.append(ex.plot_setconv(x, mask, F.avg_pool2d(x * mask, 5, 1, 2) / density.clamp_min(1e-6), density, 5))
+    assert all(isinstance(f, Figure) for f in figs)
+    with pytest.raises(ValueError):
+        ex.plot_mask_explorer(models, image, 7, kind="diagonal")
+
+
+# ---- the generated sentences of "Beyond the paper" ---------------------------------------------------------
+
+
+def test_goal_and_time_to_quality_sentences():
+    res = {"ifanp-plus": {r: {"psnr_whole": p, "psnr_target": p - 1} for r, p in zip(RATIOS, (22.0, 24.0, 29.0))}}
+    goal = ex.goal_rows(res, (21.0, 25.0, 28.0))
+    assert "meets the goal at 2 of 3 ratios and is above the paper's IFANP at 3 of 3" in ex.goal_summary(goal)
+    assert "not met (-1.00)" in ex.goal_html(goal, res)
+    logs = {"ifanp": [{"step": 250, "cpu_s": 60.0, "psnr40": 15.0}, {"step": 500, "cpu_s": 120.0, "psnr40": 19.0}],
+            "ifanp-plus": [{"step": 250, "cpu_s": 90.0, "psnr40": 20.0}, {"step": 500, "cpu_s": 180.0, "psnr40": 23.0}]}
+    text = ex.time_to_quality_summary(logs, 19.862)
+    assert "IFANP did not reach 19.86 dB at 40 % within its 2.0 CPU minutes (best 19.00 dB)" in text
+    assert "IFANP+ (ours) first reached 19.86 dB at 40 % after 1.5 CPU minutes (step 250)" in text
+    assert "At the 2.0 CPU minutes that IFANP trained in all, IFANP+ (ours) was at 20.00 dB" in text
+
+
+def test_late_gain_and_context_share():
+    evals = [{"step": 250 * i, "cpu_s": 60.0 * i, "psnr40": 10.0 + i} for i in range(1, 9)]
+    late = ex.late_gain(evals)  # the last quarter: from row 6 (16 dB, 360 s) to row 8 (18 dB, 480 s)
+    assert late == {"gain": 2.0, "cpu_min": 2.0, "per_cpu_min": 1.0, "final": 18.0}
+    assert ex.late_gain(evals[:3]) is None
+    # a model exact on the context: MSE whole = (1 - rho) MSE missing
+    rho = round(0.4 * 784) / 784
+    split = ex.context_share((1 - rho) * 0.02, 0.02, 0.4)
+    assert split["mse_context"] == pytest.approx(0.0, abs=1e-12) and split["share"] == pytest.approx(0.0, abs=1e-9)
+    split = ex.context_share(rho * 0.01 + (1 - rho) * 0.02, 0.02, 0.4)
+    assert split["mse_context"] == pytest.approx(0.01) and split["share"] == pytest.approx(rho * 0.01 / (rho * 0.01 + (1 - rho) * 0.02))
+
+
+def test_structured_calibration_and_sigma_sentences():
+    struct = {k: {"ifanp": {"psnr_whole": 14.0, "psnr_target": 11.0, "observed": 0.5},
+                  "ifanp-plus": {"psnr_whole": 15.0, "psnr_target": 11.0 + d, "observed": 0.5}}
+              for k, d in (("top", 1.5), ("left", -0.5))}
+    assert "better than IFANP under 1 of the 2 mask kinds; the difference ranges from -0.50 dB (left) to +1.50 dB " \
+           "(top)" in ex.structured_summary(struct)
+    assert ex.structured_summary({"top": {"ifanp": struct["top"]["ifanp"]}}) == ""
+    assert "IFANP+ (ours) missing (dB)" in ex.structured_html(struct)
+    text = ex.calibration_summary((1.0, 2.0), {"ifanp": [0.5, 0.80], "ifanp-plus": [0.7, 0.96]})
+    assert "IFANP: mean ± 2σ holds 80.0% of the missing pixels (calibrated: 95.4%), too narrow" in text
+    assert "IFANP+ (ours): mean ± 2σ holds 96.0% of the missing pixels (calibrated: 95.4%), about right" in text
+    assert ex.decoder_sigma(build("ifanp", **TINY)) == "fixed, 0.100"
+    assert ex.decoder_sigma(build("ifanp", sigma="pixel", **TINY)) == "per pixel"
+    learned = build("ifanp", sigma="learned", **TINY)
+    assert ex.decoder_sigma(learned) == f"learned, {0.01 + 0.1:.3f}"
