@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -134,12 +135,19 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
 
 def register_weights(name: str, model: nn.Module, half: bool = True, **info: Any) -> dict[str, Any]:
     """Save ``model`` into the package as ``name`` and record it (with ``info``: command, wall time...)."""
+    import fcntl
+
     file = f"{name}.safetensors"
-    digest = save_weights(model, WEIGHTS_DIR / file, half=half, meta={"name": name, **info})
-    reg = registry()
-    reg[name] = {"file": file, "sha256": digest, "family": model_family(model), "half": half,
-                 "bytes": (WEIGHTS_DIR / file).stat().st_size, **info}
-    REGISTRY_FILE.write_text(json.dumps(dict(sorted(reg.items())), indent=2) + "\n")
+    WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
+    with open(WEIGHTS_DIR / ".registry.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # two exports at once must not lose each other's entries
+        digest = save_weights(model, WEIGHTS_DIR / file, half=half, meta={"name": name, **info})
+        reg = registry()
+        reg[name] = {"file": file, "sha256": digest, "family": model_family(model), "half": half,
+                     "bytes": (WEIGHTS_DIR / file).stat().st_size, **info}
+        tmp = REGISTRY_FILE.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(dict(sorted(reg.items())), indent=2) + "\n")
+        os.replace(tmp, REGISTRY_FILE)
     return reg[name]
 
 

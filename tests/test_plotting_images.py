@@ -170,7 +170,7 @@ def test_density_normalisation_figure():
 def test_ifnp_diagram_names_every_block_of_fig2():
     fig = plots.plot_ifnp_diagram()
     texts = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
-    for name in ("ConvEncoder1", "ConvEncoder3", "Mask + Avgpool", "Division", "DeconvDecoder", "KL (Eq. 6)"):
+    for name in ("ConvEncoder1", "ConvEncoder3", "Mask +", "Avgpool", "Division", "DeconvDecoder", "KL (Eq. 6)"):
         assert name in texts
     assert texts.count("ConvEncoder1") == 3  # twice in training (one set of weights), once at test time
 

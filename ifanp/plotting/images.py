@@ -407,7 +407,7 @@ def plot_completion_explorer(models: Mapping[str, object], image: Tensor, index:
 # ---- chapter "IFNP" --------------------------------------------------------------------------------------
 
 
-def _box(ax, xy, text, color="#e8eef7", width=0.114, height=0.19, fontsize=6.8):
+def _box(ax, xy, text, color="#e8eef7", width=0.118, height=0.22, fontsize=7.2):
     x, y = xy
     ax.add_patch(FancyBboxPatch((x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.008",
                                 facecolor=color, edgecolor="0.3", linewidth=0.9))
@@ -442,8 +442,8 @@ def plot_ifnp_diagram() -> Figure:
     which exists only in training.
     """
     data, net, dist, pool = "#dbe8fb", "#eeeeee", "#fde3c8", "#e4f3e0"
-    xs = [0.06, 0.193, 0.326, 0.459, 0.595, 0.775, 0.935]
-    fig = Figure(figsize=(7.8, 5.2), layout="constrained")
+    xs = [0.058, 0.196, 0.334, 0.472, 0.61, 0.78, 0.94]
+    fig = Figure(figsize=(7.2, 5.0), layout="constrained")
     top, bottom = fig.subplots(2, 1, height_ratios=[1.3, 0.9])
     for ax in (top, bottom):
         ax.set_xlim(-0.01, 1.01)
@@ -458,8 +458,8 @@ def plot_ifnp_diagram() -> Figure:
     ctx = _box(t, (xs[0], y2), "context\n$(y_{M^+}, M^+)$", data)
     e1a = _box(t, (xs[1], y1), "ConvEncoder1", net)
     e1b = _box(t, (xs[1], y2), "ConvEncoder1", net)
-    pa = _box(t, (xs[2], y1), "Avgpool\n(mask of ones)", pool)
-    pb = _box(t, (xs[2], y2), "Mask + Avgpool\n+ Division", pool)
+    pa = _box(t, (xs[2], y1), "Avgpool\n(mask of\nones)", pool)
+    pb = _box(t, (xs[2], y2), "Mask +\nAvgpool +\nDivision", pool)
     e3a = _box(t, (xs[3], y1), "ConvEncoder3", net)
     e3b = _box(t, (xs[3], y2), "ConvEncoder3", net)
     qa = _box(t, (xs[4], y1), "$q(z \\mid y_M, M)$", dist)
@@ -470,7 +470,7 @@ def plot_ifnp_diagram() -> Figure:
     for a, b in ((full, e1a), (e1a, pa), (pa, e3a), (e3a, qa), (ctx, e1b), (e1b, pb), (pb, e3b), (e3b, qb),
                  (dec, out), (coords, dec)):
         _arrow(t, a, b)
-    _arrow(t, qa, dec, "$z_k \\sim q$")
+    _arrow(t, qa, dec, "$z_k$")
     _arrow(t, qa, qb, "KL (Eq. 6)", color="tab:red", style="<|-|>", fontsize=8.5)
     t.text(xs[6], 0.56, "loss (Eq. 6):\nKL $-\\sum_{M^-} \\ln \\mathcal{N}(y_{ij} \\mid \\mu, \\sigma^2)$",
            ha="center", va="center", fontsize=7.5)
@@ -480,7 +480,7 @@ def plot_ifnp_diagram() -> Figure:
     y = 0.62
     boxes = [_box(s, (xs[0], y), "context\n$(y_{M^+}, M^+)$", data, height=0.24),
              _box(s, (xs[1], y), "ConvEncoder1", net, height=0.24),
-             _box(s, (xs[2], y), "Mask + Avgpool\n+ Division", pool, height=0.24),
+             _box(s, (xs[2], y), "Mask +\nAvgpool +\nDivision", pool, height=0.24),
              _box(s, (xs[3], y), "ConvEncoder3", net, height=0.24),
              _box(s, (xs[4], y), "$q(z \\mid y_{M^+}, M^+)$", dist, height=0.24),
              _box(s, (xs[5], y), "DeconvDecoder", net, height=0.24),
