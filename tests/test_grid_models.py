@@ -157,3 +157,27 @@ def test_cost_report(name):
     assert model.num_parameters() == sum(p.numel() for p in model.parameters()) > 0
     fwd, step = model.flops_per_image(), model.flops_per_image(training=True)
     assert 1e6 < fwd < step  # a training step (forward + backward) costs more than a forward pass
+
+
+def test_local_residual_adds_the_local_module_to_its_input():
+    """local_residual=True feeds features + local(features) to ConvEncoder2; off, only local(features)."""
+    torch.manual_seed(0)
+    plain = build("ifanp-se")
+    residual = build("ifanp-se", local_residual=True)
+    residual.load_state_dict(plain.state_dict())
+    x, m = _batch()
+    with torch.no_grad():
+        feats, dens, _ = plain.encode(x, m)
+        expected = plain.encoder2(feats + plain.local(feats))
+        got = residual.deterministic(feats, dens)
+        torch.testing.assert_close(got, masked_mean_tiled(expected, dens))
+        assert not torch.allclose(got, plain.deterministic(feats, dens))
+    with pytest.raises(InputError, match="local_residual"):
+        build("ifanp-gca", local_residual=True)
+
+
+def masked_mean_tiled(rep, density):
+    from ifanp.models.modules import masked_avg_pool
+
+    pooled = masked_avg_pool(rep, density)
+    return pooled[:, :, None, None].expand_as(rep)

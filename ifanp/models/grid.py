@@ -51,6 +51,7 @@ DEFAULTS: dict[str, Any] = {
     "down": 2,  # ConvEncoder1's stride: the maps after it are size/down (1 = the paper's full resolution)
     "deterministic": False,  # add the deterministic path (all IFANP variants)
     "local": None,  # None, "lpa" or "se": the module after ConvEncoder1 on the deterministic path
+    "local_residual": False,  # ours: features + local(features) instead of local(features) (off = the paper)
     "lpa_distance": "feature",  # LPA's d(x_i, x_j): "feature" or "spatial"
     "gca": False,  # global cross-attention from target positions to context cells
     "gca_heads": 1,
@@ -94,6 +95,8 @@ class GridNP(ImageModel):
             raise InputError(f"mean_activation must be 'identity' or 'sigmoid'; got {cfg['mean_activation']!r}.")
         if cfg["train_targets"] not in ("all", "missing"):
             raise InputError(f"train_targets must be 'all' or 'missing'; got {cfg['train_targets']!r}.")
+        if cfg["local_residual"] and not cfg["local"]:
+            raise InputError("local_residual adds a local module's output to its input: set local='lpa' or 'se'.")
         if (cfg["local"] or cfg["gca"]) and not cfg["deterministic"]:
             raise InputError("local modules and GCA live on the deterministic path: set deterministic=True.")
         self.cfg = cfg
@@ -174,7 +177,8 @@ class GridNP(ImageModel):
         """R_pred (B, c, size/down, size/down) of the deterministic path, or None for IFNP."""
         if not self.cfg["deterministic"]:
             return None
-        rep = self.encoder2(self.local(features))
+        local = self.local(features)
+        rep = self.encoder2(features + local if self.cfg["local_residual"] else local)
         if self.gca is not None:
             return self.gca(rep, density, (self.res, self.res))
         pooled = masked_avg_pool(rep, density)
