@@ -72,6 +72,24 @@ def test_lpa_matches_loop_reference(distance):
     torch.testing.assert_close(LocalPooledAttention(distance)(x), _slow_lpa(x, distance), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("distance", ["feature", "spatial"])
+def test_lpa_forward_agrees_with_the_unfold_form_the_book_draws(distance):
+    """forward (shifted views, conv pooling) and neighbour_weights (unfold, shown in the book) are one LPA,
+    and the conv pooling equals avg_pool2d with zero padding, gradients included."""
+    torch.manual_seed(1)
+    lpa = LocalPooledAttention(distance)
+    x = torch.randn(3, 4, 7, 9, requires_grad=True)
+    _, out2 = lpa.pool_twice(x)
+    torch.testing.assert_close(out2, F.avg_pool2d(F.avg_pool2d(x, 3, 1, 1), 3, 1, 1))
+    neigh, weights = lpa.neighbour_weights(out2)
+    via_unfold = (neigh * weights).sum(2).view_as(x)
+    fast = lpa(x)
+    torch.testing.assert_close(fast, via_unfold, atol=1e-6, rtol=1e-5)
+    g_fast, = torch.autograd.grad(fast.square().sum(), x)
+    g_unfold, = torch.autograd.grad(via_unfold.square().sum(), x)
+    torch.testing.assert_close(g_fast, g_unfold, atol=1e-5, rtol=1e-4)
+
+
 def test_lpa_fills_holes_of_sparse_context():
     x = torch.zeros(1, 1, 11, 11)
     x[0, 0, 5, 5] = 1.0
