@@ -10,8 +10,8 @@ from queue import Empty
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "book" / "_ext"))
-import nbclient_poll  # noqa: E402
-from jupyter_client.channels import AsyncZMQSocketChannel  # noqa: E402
+import nbclient_poll
+from jupyter_client.channels import AsyncZMQSocketChannel
 
 
 class _Socket:

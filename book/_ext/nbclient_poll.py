@@ -46,7 +46,7 @@ def apply() -> None:
 apply()
 
 
-def setup(app):  # noqa: ARG001 (Sphinx's extension entry point)
+def setup(app):
     from sphinx.util import logging
 
     apply()

@@ -20,8 +20,9 @@ Our additions, off in the faithful configurations: ``skip=True`` feeds the full-
 full resolution (a U-Net skip, so context pixels can be reproduced and fine detail interpolated);
 ``setconv=k`` adds a density-normalised k x k convolution of the context to the encoder input (ConvCNP's
 set convolution, an interpolation the network starts from); ``gca_distance_bias`` adds a learned locality
-prior to GCA's logits; ``sigma="learned"`` learns the one homoscedastic sigma of Eq. 1 instead of fixing it
-(``sigma="pixel"`` predicts one per pixel; in our first ifanp-plus run that made training unstable: its
+prior to GCA's logits; ``local_residual`` feeds ``features + local(features)`` to ConvEncoder2 (a
+residual connection around LPA or SE); ``sigma="learned"`` learns the one homoscedastic sigma of Eq. 1
+instead of fixing it (``sigma="pixel"`` predicts one per pixel; in our first ifanp-plus run that made training unstable: its
 PSNR collapsed midway, so the shipped ifanp-plus uses the learned scalar).
 """
 from __future__ import annotations
