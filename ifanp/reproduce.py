@@ -39,19 +39,101 @@ LABELS = {
 #: The rows of the reproduction, in the paper's order, then ours.
 TABLE_MODELS = ("vae", "np", "ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp", "ifanp-plus")
 
+#: The five models of the paper's ablation (Table 1, Fig. 8-9), in its order.
+ABLATION = ("ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp")
+
+#: The protocol differences that do not depend on the weights; :func:`protocol_differences` puts the training
+#: budget, read from the registry or the run folders, in front of them.
 PROTOCOL_DIFFERENCES = [
-    ("Training budget: each model is trained for the same number of steps on a 2-core CPU (see each model's "
-    "registry entry for the command and wall time), far less than the paper's ~300 epochs."),
-    ("Widths: 64 channels and d_z = 64 where the SPEC proposes 128; ConvEncoder1's last layer has stride 2, "
-    "so LPA, ConvEncoder2 and GCA run at 14x14 (the paper: 28x28)."),
+    ("Widths: 64 channels and d_z = 64 where the SPEC proposes 128. ConvEncoder1's second (middle) convolution "
+     "has stride 2 (down = 2; our variant of the SPEC 5.1 option, which strides ConvEncoder2 instead), so LPA, "
+     "ConvEncoder2 and GCA run at 14x14 (the paper: 28x28)."),
     ("The paper's layer sizes, optimiser, sigma and K are not recoverable; ours are the SPEC's [I] defaults "
-    "(sigma = 0.1 fixed, K = 1, targets = all pixels, context ratio ~ U(0.05, 0.95)), Adam with a cosine schedule."),
+     "(sigma = 0.1 fixed, K = 1, targets = all pixels, context ratio ~ U(0.05, 0.95)), Adam with a cosine schedule."),
     ("Evaluation: a fixed 5,000-image subset of the MNIST test split (seed 2023) with masks fixed per "
-    "(image, ratio); z = mean of q(z | context). The paper's subset and masks are unknown."),
+     "(image, ratio); z = mean of q(z | context). The paper's subset and masks are unknown."),
     ("KL: summed over the latent dimensions, mean over images; the paper's normalisation is unknown and its "
-    "values (1e-5 .. 7e-3) are far smaller, so KL values are not comparable (SPEC section 9.5)."),
+     "values (1e-5 .. 7e-3) are far smaller, so KL values are not comparable (SPEC section 9.5)."),
     "Table 1's dataset is not named in the paper; we compare it with MNIST.",
 ]
+
+#: Our own model, outside the paper's step budget.
+OURS = "ifanp-plus"
+
+
+def run_budget(ref: str | Path) -> tuple[int | None, float | None]:
+    """(steps, epochs) of a pretrained name (its registry entry) or of a run folder (its ``config.json``);
+    the epochs come from the training log's last epoch row, None where unknown."""
+    path = Path(ref)
+    steps = None
+    if path.is_dir() and (path / "config.json").is_file():
+        cfg = json.loads((path / "config.json").read_text())
+        steps = cfg.get("total_steps") or cfg.get("steps")
+    else:
+        from .pretrained import registry
+
+        steps = registry().get(str(ref), {}).get("steps")
+    hist = [h for h in _history_from(ref) if h.get("kind", "epoch") == "epoch" and h.get("epoch") and h.get("step")]
+    epochs = steps * hist[-1]["epoch"] / hist[-1]["step"] if steps and hist else None
+    return steps, epochs
+
+
+def registry_budgets(models: tuple[str, ...] = TABLE_MODELS, dataset: str = "mnist",
+                     seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, list[tuple[int | None, float | None]]]:
+    """:func:`run_budget` of every installed seed of every model: model -> [(steps, epochs), ...]."""
+    from .pretrained import available
+
+    have = set(available())
+    out = {}
+    for model in models:
+        names = [pretrained_name(model, dataset, s) for s in seeds if pretrained_name(model, dataset, s) in have]
+        if names:
+            out[model] = [run_budget(name) for name in names]
+    return out
+
+
+def _steps_text(budget: list[tuple[int | None, float | None]]) -> str:
+    steps = sorted({s for s, _ in budget if s})
+    epochs = [e for s, e in budget if e]
+    text = " / ".join(f"{s:,}" for s in steps) + " steps" if steps else "an unknown number of steps"
+    if epochs:
+        lo, hi = min(epochs), max(epochs)
+        text += f" ({lo:.1f} epochs)" if f"{lo:.1f}" == f"{hi:.1f}" else f" ({lo:.1f} to {hi:.1f} epochs)"
+    return text
+
+
+def training_budget(budgets: dict[str, list[tuple[int | None, float | None]]]) -> str:
+    """The training-budget line of the protocol differences, from the (steps, epochs) of every evaluated run
+    (model -> one pair per seed, as :func:`registry_budgets` gives them)."""
+    shared = [m for m in budgets if m != OURS]
+    steps = {s for m in shared for s, _ in budgets[m]}
+    one = next(iter(steps)) if len(steps) == 1 and None not in steps else None
+    parts = []
+    if one is not None:
+        groups = [(", ".join(LABELS.get(m, m) for m in shared if m in ABLATION), "the ablation"),
+                  (", ".join(LABELS.get(m, m) for m in shared if m not in ABLATION), "the baselines")]
+        who = " and ".join(f"{names} ({what})" for names, what in groups if names)
+        parts.append(f"{who} share one budget, {_steps_text([b for m in shared for b in budgets[m]])} each")
+    elif shared:
+        parts.append("the budgets differ between the models: "
+                     + ", ".join(f"{LABELS.get(m, m)} {_steps_text(budgets[m])}" for m in shared))
+    if OURS in budgets:
+        mine = {s for s, _ in budgets[OURS]}
+        longer = one is not None and len(mine) == 1 and None not in mine and next(iter(mine)) > one
+        parts.append(f"{LABELS[OURS]} {'trains longer, ' if longer else ''}{_steps_text(budgets[OURS])}")
+    if not parts:
+        return "Training budget: no weights of the table are installed."
+    return ("Training budget: " + "; ".join(parts) + " (each model's registry entry records the command, the "
+            "threads and the time); the paper trains for ~300 epochs (Fig. 8).")
+
+
+def protocol_differences(budgets: dict[str, list[tuple[int | None, float | None]]] | None = None,
+                         dataset: str = "mnist") -> list[str]:
+    """How our protocol differs from the paper's: the training budget of ``budgets`` (default: the installed
+    weights of every model of the table, :func:`registry_budgets`), then :data:`PROTOCOL_DIFFERENCES`."""
+    if budgets is None:
+        budgets = registry_budgets(TABLE_MODELS, dataset)
+    return [training_budget(budgets)] + list(PROTOCOL_DIFFERENCES)
 
 
 def pretrained_name(model: str, dataset: str, seed: int = 0) -> str:
@@ -90,7 +172,7 @@ def reproduce(
     if limit:
         images, indices = images[:limit], indices[:limit]
     have = set(available())
-    rows, fig8, missing = [], {}, []
+    rows, fig8, missing, budgets = [], {}, [], {}
     for model in models:
         refs = {}
         if model in runs:
@@ -103,6 +185,7 @@ def reproduce(
         if not refs:
             missing.append(model)
             continue
+        budgets[model] = [run_budget(ref) for ref in refs.values()]
         per_seed = {}
         for seed, ref in refs.items():
             net, label = resolve_model(ref)
@@ -128,7 +211,7 @@ def reproduce(
         fig8[model] = [{"epoch": h["epoch"], "mse": h["mse"]} for h in hist]
     fig9 = {row["model"]: {r: v["mse_whole"] for r, v in row["ratios"].items()} for row in rows}
     return {"dataset": dataset, "images": len(images), "rows": rows, "fig8": fig8, "fig9": fig9, "missing": missing,
-            "protocol_differences": PROTOCOL_DIFFERENCES}
+            "protocol_differences": protocol_differences(budgets, dataset)}
 
 
 def comparison_markdown(table: dict[str, Any]) -> str:
@@ -167,10 +250,6 @@ def seed_spread(row: dict[str, Any], metric: str = "psnr_whole") -> dict[str, di
             out[r] = {"mean": statistics.mean(vals), "sd": statistics.stdev(vals) if len(vals) > 1 else float("nan"),
                       "n": len(vals)}
     return out
-
-
-#: The five models of the paper's ablation (Table 1, Fig. 8-9), in its order.
-ABLATION = ("ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp")
 
 
 def ablation_order_checks(table: dict[str, Any], metric: str = "psnr_whole", tie_db: float = 0.5,

@@ -186,9 +186,15 @@ def test_checks_table_explains_the_outcome_that_happened():
     assert escape(ex.CHECK_EXPLANATIONS["lpa_over_ifnp"]["holds"][:40]) in html
     assert "within the seed noise of 0.80 dB" in html  # LPA beats IFNP by only 0.52 dB
     assert escape(ex.CHECK_EXPLANATIONS["abs"]["fails"][:40]) in html  # the swapped-in IFANP row: below at every ratio
-    values["ifanp"] = (19.0, 20.0, 21.0)  # below the paper at 20 %, above at 40 and 60 %
+    texts = ex.CHECK_EXPLANATIONS["abs"]
+    values["ifanp"] = (19.0, 20.0, 21.0)  # below the paper at 20 %, above at 40 and 60 %: steeper than its row
     mixed = ex.checks_html(ablation_order_checks(_table(values)))
-    assert escape(ex.CHECK_EXPLANATIONS["abs"]["mixed"][:40]) in mixed
+    assert escape(" ".join((texts["mixed"], texts["mixed_steeper"], texts["mixed_end"]))) in mixed
+    assert escape(texts["mixed_flatter"]) not in mixed
+    values["ifanp"] = (19.6, 19.9, 20.0)  # above the paper at 20 and 40 %, below at 60 %: flatter than its row
+    mixed = ex.checks_html(ablation_order_checks(_table(values)))
+    assert escape(" ".join((texts["mixed"], texts["mixed_flatter"], texts["mixed_end"]))) in mixed
+    assert escape(texts["mixed_steeper"]) not in mixed
     summary = ex.checks_summary(checks)
     n_fail = sum(c["ours"] is False for c in checks if not c["id"].startswith("abs_"))
     assert f"{n_fail} fail" in summary and "IFANP > IFANP(GCA)" in summary

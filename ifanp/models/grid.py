@@ -2,9 +2,9 @@
 
 The skeleton (paper Fig. 2 and Section 3, SPEC sections 4-5):
 
-* **ConvEncoder1** (shared by both paths) reads ``concat(y * mask, mask)``; its last layer may use
-  stride ``down`` so the rest of the network runs at ``size / down`` (our CPU-friendly default is 2;
-  ``down=1`` is the paper's full resolution).
+* **ConvEncoder1** (shared by both paths) reads ``concat(y * mask, mask)``; the second of its three
+  convolutions may use stride ``down`` (the first, the stem, stays at full resolution) so the rest of the
+  network runs at ``size / down`` (our CPU-friendly default is 2; ``down=1`` is the paper's full resolution).
 * **Latent path**: Mask + Avgpool + Division (a masked global mean, :func:`masked_avg_pool`) of the
   ConvEncoder1 features, then **ConvEncoder3** (1x1 convolutions) gives q(z | .) = N(mu, 0.1 + 0.9 sigmoid).
   Training draws z from q(z | full image) and pulls it towards q(z | context) (Eq. 6); prediction
