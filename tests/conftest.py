@@ -7,7 +7,7 @@ import os
 # Tests run two at a time (pytest -n 2) on 2-core machines: one torch thread each avoids spinning threads.
 os.environ.setdefault("IFANP_THREADS", "1")
 
-import pytest  # noqa: E402
+import pytest
 
 
 @pytest.fixture(scope="session")
