@@ -97,14 +97,14 @@ def evaluate(
         for i in range(0, n, batch_size):
             x = images[i : i + batch_size].to(dev).float().div(255)
             m = eval_mask(indices[i : i + batch_size], x.shape[-1], ratio).to(dev)
-            means, _ = model.predict(x, m, samples=0)
+            means, _, kl = model.predict_with_kl(x, m)
             pred = means[0].clamp(0, 1)
             met = completion_metrics(pred, x, m)
             for k in ("mse_whole", "mse_target", "psnr_whole", "psnr_target"):
                 acc[k].append(met[k].cpu())
             acc["ssim"].append(ssim(pred, x).cpu())
             if model.latent:
-                acc["kl"].append(model.kl(x, m).cpu())
+                acc["kl"].append(kl.cpu())
             if i < nll_images and nll_samples > 0 and ratio < 1.0:
                 take = min(len(x), nll_images - i)
                 xs, ms = x[:take], m[:take]

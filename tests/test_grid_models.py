@@ -181,3 +181,18 @@ def masked_mean_tiled(rep, density):
 
     pooled = masked_avg_pool(rep, density)
     return pooled[:, :, None, None].expand_as(rep)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_predict_with_kl_equals_predict_and_kl(name):
+    """evaluate() calls predict_with_kl; it must give what predict(samples=0) and kl give separately."""
+    torch.manual_seed(0)
+    model = build(name).eval()
+    x, m = _batch(3)
+    with torch.no_grad():
+        means, stds = model.predict(x, m, samples=0)
+        kl = model.kl(x, m)
+        got_means, got_stds, got_kl = model.predict_with_kl(x, m)
+    torch.testing.assert_close(got_means, means)
+    torch.testing.assert_close(got_stds, stds)
+    torch.testing.assert_close(got_kl, kl)

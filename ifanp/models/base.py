@@ -87,6 +87,15 @@ class ImageModel(nn.Module):
     ) -> Tensor:
         raise NotImplementedError
 
+    def predict_with_kl(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """``predict(images, mask, samples=0)`` and ``kl(images, mask)`` together: (means, stds, kl).
+
+        What ``ifanp.evaluate`` calls for every batch. Models whose two calls share work (the context
+        encoding) override it to do that work once; the results must equal the two calls'.
+        """
+        means, stds = self.predict(images, mask, samples=0)
+        return means, stds, self.kl(images, mask)
+
     def forward(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None) -> LossOutput:
         """The training objective (so that DistributedDataParallel can wrap the model): ``loss``."""
         return self.loss(images, mask, target_mask)
