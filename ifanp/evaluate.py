@@ -97,7 +97,11 @@ def evaluate(
         for i in range(0, n, batch_size):
             x = images[i : i + batch_size].to(dev).float().div(255)
             m = eval_mask(indices[i : i + batch_size], x.shape[-1], ratio).to(dev)
-            means, _, kl = model.predict_with_kl(x, m)
+            if hasattr(model, "predict_with_kl"):  # ImageModel: one encoding for both
+                means, _, kl = model.predict_with_kl(x, m)
+            else:  # any object with predict (and kl when latent), e.g. a hand-written completion rule
+                means, _ = model.predict(x, m, samples=0)
+                kl = model.kl(x, m) if model.latent else None
             pred = means[0].clamp(0, 1)
             met = completion_metrics(pred, x, m)
             for k in ("mse_whole", "mse_target", "psnr_whole", "psnr_target"):

@@ -96,7 +96,12 @@ def html(tmp_path_factory) -> Path:
                     f"{out_text[-4000:]}")
     log = proc.stdout + proc.stderr
     BUILD["log"] = log
-    assert proc.returncode == 0, f"jupyter-book build failed (exit {proc.returncode}):\n{log[-8000:]}"
+    if proc.returncode != 0:  # the warnings and each failing notebook's traceback, not the log's last lines
+        warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+        reports = sorted((out / "_build" / "html" / "reports").rglob("*.err.log"))
+        tracebacks = [f"--- {r.name}:\n{r.read_text(errors='replace')[-2500:]}" for r in reports]
+        pytest.fail(f"jupyter-book build failed (exit {proc.returncode}):\n" + "\n".join(warnings[:40])
+                    + "\n" + "\n".join(tracebacks) + f"\n--- end of the log:\n{log[-1500:]}")
     root = out / "_build" / "html"
     assert (root / "index.html").is_file(), log[-3000:]
     return root
