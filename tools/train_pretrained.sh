@@ -18,7 +18,7 @@ ANP_STEPS=${ANP_STEPS:-1000}    # the pixel-set ANP is slow on a CPU; it only il
 
 # name  model  seed  steps
 RUNS="
-ifanp-plus-12k-s0 ifanp-plus 0 $PLUS_STEPS
+ifanp-plus-s0 ifanp-plus 0 $PLUS_STEPS
 ifanp-s0 ifanp 0 $STEPS
 ifnp-s0 ifnp 0 $STEPS
 ifanp-gca-s0 ifanp-gca 0 $STEPS

@@ -100,7 +100,7 @@ COLORS = {
 #: What tools/train_pretrained.sh trains (tests/test_plotting_experiments.py checks that they agree): the same
 #: step budget for every model of the table, a longer run for our ifanp-plus, seeds 0-2 for IFNP and IFANP.
 ABLATION_STEPS = 3000
-PLUS_STEPS = 6000
+PLUS_STEPS = 12000
 SHIPPED_SEEDS = {"ifnp": (0, 1, 2), "ifanp": (0, 1, 2)}
 TRAIN_BATCH = 64  # the batch size of every shipped run (python -m ifanp train's default)
 TRAIN_IMAGES = 60_000  # MNIST's training split
