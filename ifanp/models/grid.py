@@ -250,9 +250,11 @@ class GridNP(ImageModel):
     def _paths(self, images: Tensor, mask: Tensor) -> tuple[Normal, Normal, Tensor | None]:
         feats, dens, stem = self.encode(images, mask)
         q_context = self.latent_dist(feats, dens)
-        full_feats, full_dens, _ = self.encode(images, torch.ones_like(mask))
-        q_full = self.latent_dist(full_feats, full_dens)
-        return q_full, q_context, (self.deterministic(feats, dens), stem)
+        return self._q_full(images, mask), q_context, (self.deterministic(feats, dens), stem)
+
+    def _q_full(self, images: Tensor, mask: Tensor) -> Normal:
+        """q(z | full image): the latent path with every pixel observed."""
+        return self.latent_dist(*self.encode(images, torch.ones_like(mask))[:2])
 
     def _targets(self, mask: Tensor, target_mask: Tensor | None) -> Tensor | None:
         if target_mask is not None:
@@ -275,17 +277,15 @@ class GridNP(ImageModel):
         return self.decode(z, self.deterministic(feats, dens), images, mask, stem)
 
     def kl(self, images: Tensor, mask: Tensor) -> Tensor:
-        q_full = self.latent_dist(*self.encode(images, torch.ones_like(mask))[:2])
         q_context = self.latent_dist(*self.encode(images, mask)[:2])
-        return torch.distributions.kl_divergence(q_full, q_context).sum(-1)
+        return torch.distributions.kl_divergence(self._q_full(images, mask), q_context).sum(-1)
 
     def predict_with_kl(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """``predict(samples=0)`` and ``kl`` from one encoding of the context (what ``evaluate`` calls)."""
         feats, dens, stem = self.encode(images, mask)
         q_context = self.latent_dist(feats, dens)
-        q_full = self.latent_dist(*self.encode(images, torch.ones_like(mask))[:2])
         means, stds = self.decode(q_context.mean.unsqueeze(0), self.deterministic(feats, dens), images, mask, stem)
-        return means, stds, torch.distributions.kl_divergence(q_full, q_context).sum(-1)
+        return means, stds, torch.distributions.kl_divergence(self._q_full(images, mask), q_context).sum(-1)
 
     def log_likelihood(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
         """Importance-sampled log p(y_T | context) with proposal q(z | full image) (see ifanp.losses)."""
