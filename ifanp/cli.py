@@ -58,7 +58,7 @@ _REGISTRY: list[tuple[str, str, str, str, str]] = [
      "evaluate a run or pretrained model under the paper's protocol (JSON + Markdown)"),
     ("reproduce", "ifanp.reproduce", "add_reproduce_arguments", "run_reproduce",
      "the paper's Table 1, Fig. 8 and Fig. 9 from the shipped weights (or runs), beside the paper's numbers"),
-    ("export", "ifanp.pretrained", "add_export_arguments", "run_export",
+    ("export", "ifanp.export", "add_export_arguments", "run_export",
      "copy a finished run's weights into the package registry (sha256, command, wall time, training log)"),
     (
         "train1d",

@@ -25,11 +25,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
+from .config import get_device
 from .data.masks import TEST_RATIOS, eval_mask
-from .metrics import completion_metrics, ssim
+from .data.splits import load_eval_images
+from .metrics import completion_metrics, psnr, ssim
 from .models.base import ImageModel
+from .pretrained import WeightsError, available, load_pretrained, load_weights
 
 METRIC_LABELS = {
     "psnr_whole": "PSNR whole (dB)",
@@ -44,8 +47,6 @@ METRIC_LABELS = {
 
 def resolve_model(ref: str | Path | nn.Module, device: str | torch.device = "cpu") -> tuple[ImageModel, str]:
     """A model from a run folder, a ``.safetensors`` file, or a pretrained name; returns (model, label)."""
-    from .pretrained import WeightsError, available, load_pretrained, load_weights
-
     if isinstance(ref, nn.Module):
         return ref.to(device).eval(), getattr(ref, "name", "model")
     path = Path(ref)
@@ -149,6 +150,21 @@ def evaluate(
     }
 
 
+@torch.no_grad()
+def quick_psnr(model: ImageModel, images: Tensor, indices: Tensor, ratio: float = 0.4, batch: int = 500) -> float:
+    """Mean whole-image PSNR (MAX = 1) of the completions at ``ratio`` context (eval masks, z = mean)."""
+    was = model.training
+    model.eval()
+    out = []
+    for i in range(0, len(images), batch):
+        x = images[i : i + batch].float().div(255).to(model.device)
+        m = eval_mask(indices[i : i + batch], x.shape[-1], ratio).to(model.device)
+        mean, _ = model.predict(x, m, samples=0)
+        out.append(psnr(mean[0].clamp(0, 1), x))
+    model.train(was)
+    return float(torch.cat(out).mean())
+
+
 def markdown_table(results: list[dict[str, Any]], metrics: tuple[str, ...] = ("psnr_whole", "psnr_target", "mse_whole",
                                                                              "kl", "nll_per_pixel")) -> str:
     """One row per model, one column per (metric, ratio)."""
@@ -195,8 +211,6 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .config import get_device
-    from .train import load_eval_images
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be a positive number of images.")

@@ -18,6 +18,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .models import build
+from .models.base import ImageModel
+from .models.setnp import build_1d
+
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
 
@@ -36,21 +40,15 @@ def sha256_of(path: str | Path) -> str:
 
 def model_family(model: nn.Module) -> str:
     """``"image"`` for :class:`ifanp.models.ImageModel`, ``"1d"`` for the 1-D set models."""
-    from .models.base import ImageModel
-
     return "image" if isinstance(model, ImageModel) else "1d"
 
 
 def build_from_config(family: str, config: dict[str, Any]) -> nn.Module:
     """Rebuild an (untrained) model from its family and JSON configuration."""
     if family == "image":
-        from .models import build
-
         cfg = dict(config)
         return build(cfg.pop("name"), **cfg)
     if family == "1d":
-        from .models.setnp import build_1d
-
         return build_1d(**config)
     raise WeightsError(f"unknown model family {family!r} in a weights file (expected 'image' or '1d').")
 
@@ -111,6 +109,11 @@ def load_weights(path: str | Path, sha256: str | None = None, device: str | torc
     return model.to(device).eval()
 
 
+def pretrained_name(model: str, dataset: str, seed: int = 0) -> str:
+    """The registry name of a shipped model: ``mnist-ifanp`` (seed 0) or ``mnist-ifanp-s1``."""
+    return f"{dataset}-{model}" + (f"-s{seed}" if seed else "")
+
+
 def registry() -> dict[str, dict[str, Any]]:
     """The registry of shipped weights: name -> {file, sha256, family, command, wall_time_s, ...}."""
     if not REGISTRY_FILE.is_file():
@@ -135,7 +138,7 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
 
 def register_weights(name: str, model: nn.Module, half: bool = True, **info: Any) -> dict[str, Any]:
     """Save ``model`` into the package as ``name`` and record it (with ``info``: command, wall time...)."""
-    import fcntl
+    import fcntl  # POSIX only: imported where the registry lock is taken, so that reading works anywhere
 
     file = f"{name}.safetensors"
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
@@ -152,58 +155,3 @@ def register_weights(name: str, model: nn.Module, half: bool = True, **info: Any
 
 
 # ---- python -m ifanp export -------------------------------------------------------------------------
-
-
-def add_export_arguments(parser) -> None:
-    """Arguments of ``python -m ifanp export``."""
-    parser.add_argument("run", help="a finished run folder (with model.safetensors, config.json and log.jsonl)")
-    parser.add_argument("--name", required=True, help="registry name, e.g. mnist-ifanp or mnist-ifanp-s1")
-    parser.add_argument("--fp32", action="store_true", help="store fp32 even when fp16 evaluates the same")
-
-
-def run_export(args) -> int:
-    """Copy a run's final weights into the package (fp16 when it changes the 40 % PSNR by < 0.05 dB)."""
-    import math
-
-    from .train import load_eval_images, quick_psnr
-
-    run = Path(args.run)
-    final, config_file = run / "model.safetensors", run / "config.json"
-    if not final.is_file() or not config_file.is_file():
-        raise ValueError(f"{run} is not a finished run (no model.safetensors/config.json); finish it with --resume.")
-    cfg = json.loads(config_file.read_text())
-    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
-    epochs = [r for r in log if r["kind"] == "epoch"]
-    evals = [r for r in log if r["kind"] == "eval"]
-    model = load_weights(final)
-    images, indices = load_eval_images(cfg["dataset"])
-    images, indices = images[:1000], indices[:1000]
-    p32 = quick_psnr(model, images, indices)
-    half = False
-    p16 = None
-    if not args.fp32:
-        tmp = WEIGHTS_DIR / f".{args.name}.tmp.safetensors"
-        save_weights(model, tmp, half=True)
-        p16 = quick_psnr(load_weights(tmp), images, indices)
-        tmp.unlink()
-        half = abs(p16 - p32) < 0.05
-    meta = read_metadata(final)["meta"]
-    info = {
-        "command": cfg["command"],
-        "wall_time_s": round(float(meta.get("elapsed_s", epochs[-1]["elapsed_s"] if epochs else math.nan)), 1),
-        "cpu_time_s": round(float(meta.get("cpu_s", math.nan)), 1),
-        "threads": cfg.get("threads"),
-        "steps": int(meta.get("steps", cfg.get("total_steps", 0))),
-        "dataset": cfg["dataset"],
-        "seed": cfg["seed"],
-        "psnr40_first1000_fp32": round(p32, 4),
-        "psnr40_first1000_fp16": None if p16 is None else round(p16, 4),
-        "history": [{k: r.get(k) for k in ("epoch", "step", "elapsed_s", "cpu_s", "loss", "nll", "kl", "mse")}
-                    for r in epochs],
-        "evals": [{k: r.get(k) for k in ("step", "elapsed_s", "cpu_s", "psnr40")} for r in evals],
-    }
-    entry = register_weights(args.name, model, half=half, **info)
-    size = entry["bytes"] / 2**20
-    print(f"registered {args.name}: {entry['file']} ({size:.2f} MB, {'fp16' if half else 'fp32'}), sha256 {entry['sha256']}")
-    print(f"PSNR at 40% on the first 1,000 eval images: fp32 {p32:.3f} dB" + (f", fp16 {p16:.3f} dB" if p16 else ""))
-    return 0

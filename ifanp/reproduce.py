@@ -18,7 +18,10 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from .data.splits import load_eval_images
 from .evaluate import evaluate, markdown_table, resolve_model
+from .pretrained import available, pretrained_name, registry
+from .runlog import read_log
 
 #: Table 1 of the paper (SPEC section 7), whole-image PSNR (dB) and KL at 20/40/60 % context.
 #: The dataset of Table 1 is not named in the paper; the LPA/SENet rows may be swapped (SPEC section 9).
@@ -70,8 +73,6 @@ def run_budget(ref: str | Path) -> tuple[int | None, float | None]:
         cfg = json.loads((path / "config.json").read_text())
         steps = cfg.get("total_steps") or cfg.get("steps")
     else:
-        from .pretrained import registry
-
         steps = registry().get(str(ref), {}).get("steps")
     hist = [h for h in _history_from(ref) if h.get("kind", "epoch") == "epoch" and h.get("epoch") and h.get("step")]
     epochs = steps * hist[-1]["epoch"] / hist[-1]["step"] if steps and hist else None
@@ -136,18 +137,11 @@ def protocol_differences(budgets: dict[str, list[tuple[int | None, float | None]
     return [training_budget(budgets)] + list(PROTOCOL_DIFFERENCES)
 
 
-def pretrained_name(model: str, dataset: str, seed: int = 0) -> str:
-    """The registry name of a shipped model: ``mnist-ifanp`` (seed 0) or ``mnist-ifanp-s1``."""
-    return f"{dataset}-{model}" + (f"-s{seed}" if seed else "")
-
-
 def _history_from(ref: str | Path) -> list[dict[str, Any]]:
     """Training-log rows of a run folder or a pretrained model (empty when unknown)."""
     path = Path(ref)
     if path.is_dir() and (path / "log.jsonl").is_file():
-        return [json.loads(line) for line in (path / "log.jsonl").read_text().splitlines() if line.strip()]
-    from .pretrained import registry
-
+        return read_log(path)
     return list(registry().get(str(ref), {}).get("history", []))
 
 
@@ -164,9 +158,6 @@ def reproduce(
     log=print,
 ) -> dict[str, Any]:
     """Evaluate every model of the table; see the module docstring. Returns the table as a dict."""
-    from .pretrained import available
-    from .train import load_eval_images
-
     runs = dict(runs or {})
     images, indices = load_eval_images(dataset, full_test)
     if limit:

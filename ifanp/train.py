@@ -39,9 +39,11 @@ from torch import Tensor
 from typing_extensions import Self
 
 from .config import get_device
-from .data.masks import TRAIN_RATIO_RANGE, eval_mask, random_mask
+from .data.masks import TRAIN_RATIO_RANGE, random_mask
+from .data.splits import load_eval_images, load_train_images
+from .evaluate import quick_psnr
 from .models import build
-from .models.base import ImageModel
+from .pretrained import save_weights
 
 CHECKPOINT = "checkpoint"
 FINAL = "model.safetensors"
@@ -95,37 +97,6 @@ class TrainConfig:
 
 
 # ---- data ---------------------------------------------------------------------------------------
-
-
-def load_train_images(dataset: str, limit: int | None = None) -> Tensor:
-    """The training images as a uint8 tensor (N, C, H, W)."""
-    if dataset == "mnist":
-        from .data.mnist import load_mnist
-
-        images = load_mnist("train").images
-    elif dataset == "celeba":
-        from .data.celeba import PAPER_TRAIN_SIZE, load_celeba
-
-        images = load_celeba("train", limit=PAPER_TRAIN_SIZE).images
-    else:
-        raise ValueError(f"unknown dataset {dataset!r}; use 'mnist' or 'celeba'.")
-    return images[:limit] if limit else images
-
-
-def load_eval_images(dataset: str, full_test: bool = False) -> tuple[Tensor, Tensor]:
-    """The evaluation images (uint8) and their indices in the test split (which fix their masks)."""
-    if dataset == "mnist":
-        from .data.mnist import load_mnist, mnist_eval_indices
-
-        test = load_mnist("test")
-        idx = torch.arange(len(test)) if full_test else mnist_eval_indices()
-        return test.images[idx], idx
-    if dataset == "celeba":
-        from .data.celeba import load_celeba_eval
-
-        ev = load_celeba_eval()
-        return ev.images, torch.arange(len(ev))
-    raise ValueError(f"unknown dataset {dataset!r}; use 'mnist' or 'celeba'.")
 
 
 def step_generator(seed: int, step: int, salt: int = 0) -> torch.Generator:
@@ -218,23 +189,6 @@ def lr_at(cfg: TrainConfig, step: int, total: int) -> float:
         return cfg.lr * warm
     progress = min(step / max(total, 1), 1.0)
     return cfg.lr * warm * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-@torch.no_grad()
-def quick_psnr(model: ImageModel, images: Tensor, indices: Tensor, ratio: float = 0.4, batch: int = 500) -> float:
-    """Mean whole-image PSNR (MAX = 1) of the completions at ``ratio`` context (eval masks, z = mean)."""
-    from .metrics import psnr
-
-    was = model.training
-    model.eval()
-    out = []
-    for i in range(0, len(images), batch):
-        x = images[i : i + batch].float().div(255).to(model.device)
-        m = eval_mask(indices[i : i + batch], x.shape[-1], ratio).to(model.device)
-        mean, _ = model.predict(x, m, samples=0)
-        out.append(psnr(mean[0].clamp(0, 1), x))
-    model.train(was)
-    return float(torch.cat(out).mean())
 
 
 def _distributed() -> tuple[int, int]:
@@ -435,8 +389,6 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
             log(f"stopped ({stopped}) at step {step:,}/{total:,}; checkpoint saved in {out}. "
                 f"Continue with the same command and --resume.")
         else:
-            from .pretrained import save_weights
-
             save_weights(model, out / FINAL, meta={"run": cfg.to_json(), "steps": step, "elapsed_s": elapsed,
                                                    "cpu_s": cpu})
             last = [h for h in history if h["kind"] == "epoch"][-1]

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from torch.distributions import Normal
 
 from ..losses import gaussian_log_likelihood, importance_log_likelihood, np_elbo_loss
-from . import register
+from .registry import register
 from .base import ImageModel, InputError, LossOutput
 from .modules import (
     GlobalCrossAttention,

@@ -36,9 +36,9 @@ from torch import Tensor, nn
 from torch.distributions import Normal
 
 from ..losses import gaussian_log_likelihood, importance_log_likelihood, kl_normal, np_elbo_loss
-from . import register
 from .base import ImageModel, InputError, LossOutput
 from .modules import coordinate_grid
+from .registry import register
 
 __all__ = [
     "MLP",

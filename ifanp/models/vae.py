@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from torch.distributions import Normal, kl_divergence
 
 from ..losses import gaussian_log_likelihood
-from . import register
 from .base import ImageModel, InputError, LossOutput
+from .registry import register
 
 DEFAULTS: dict[str, Any] = {"hidden": 64, "z_dim": 64, "sigma_value": 0.1, "beta": 1.0}
 
