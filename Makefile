@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # Fail fast if a data step needs the network and it is not there; the MNIST loader falls back to the package index.
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: book test test-fast data venv widgets-js clean bench
+.PHONY: book test test-fast data venv widgets-js browser serve clean bench
 
 venv: $(STAMP)
 
@@ -29,8 +29,23 @@ widgets-js: $(STAMP)
 book: $(STAMP) data widgets-js
 	IFANP_PROFILE=$${IFANP_PROFILE:-default} $(VENV)/bin/jupyter-book build --all -W -n --keep-going .
 
+# Debian's chromium for the real-browser tests (tests/test_browser.py, through Playwright): installed with
+# apt where this is a root shell on Debian/Ubuntu, skipped quietly elsewhere (the tests then skip, except
+# under CI=true, where a missing browser fails them).
+browser:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium with apt-get"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	    || echo "apt-get could not install chromium: the browser tests will skip (and fail under CI=true)"; \
+	else echo "chromium not installed (not root or no apt-get): the browser tests will skip"; fi
+
+# The built book with its live widgets, at http://127.0.0.1:8000 (they need HTTP, not file://).
+serve:
+	$(PYTHON) -m http.server -d _build/html --bind 127.0.0.1 8000
+
 # pytest collects tests/ and book/*.ipynb (nbval, smoke profile); tests/test_book.py builds the book.
-test: $(STAMP) data widgets-js
+test: $(STAMP) data widgets-js browser
 	$(PY) -m pytest -n 2 --dist loadfile -q
 
 # The package tests only (no notebooks, no book build).

@@ -60,6 +60,8 @@ _REGISTRY: list[tuple[str, str, str, str, str]] = [
      "the paper's Table 1, Fig. 8 and Fig. 9 from the shipped weights (or runs), beside the paper's numbers"),
     ("export", "ifanp.export", "add_export_arguments", "run_export",
      "copy a finished run's weights into the package registry (sha256, command, wall time, training log)"),
+    ("export-onnx", "ifanp.onnx_export", "add_export_onnx_arguments", "run_export_onnx",
+     "ONNX graphs of the shipped models for the book's live widgets (image, mask, eps -> mean, std)"),
     (
         "train1d",
         "ifanp.cli_train1d",

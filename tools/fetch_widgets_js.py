@@ -1,18 +1,27 @@
 #!/usr/bin/env python3
-"""Fetch the JavaScript that renders the book's static widgets, so the built HTML needs no CDN.
+"""Fetch the JavaScript that the book's pages run, so the built HTML needs no CDN.
 
-The rendered book embeds the state of every ipywidget (myst-nb). A browser draws that state with
-``@jupyter-widgets/html-manager`` (``embed-amd.js``), which is loaded by ``requirejs``. By default
-myst-nb takes both from CDNs; offline the widgets are then missing. This script
+Two sets of files, both from npm:
 
-1. ``npm install``s the two packages, pinned below, into a cache folder outside the repository
-   (``$IFANP_CACHE/widgets-js``, default ``~/.cache/ifanp/widgets-js``), and
-2. copies the few files a page needs (``require.js``, ``embed-amd.js`` and the icon fonts it loads
-   relative to itself, about 4 MB) into ``book/_widgets_js/widgets-js/`` (git-ignored, never committed).
+* The static ipywidgets. The rendered book embeds the state of every ipywidget (myst-nb). A browser
+  draws that state with ``@jupyter-widgets/html-manager`` (``embed-amd.js``), which is loaded by
+  ``requirejs``; by default myst-nb takes both from CDNs, and offline the widgets are then missing.
+  Copied into ``book/_widgets_js/widgets-js/`` (``require.js``, ``embed-amd.js`` and the icon fonts it
+  loads relative to itself, about 4 MB).
+* The live widgets' runtime (``book/_live/``): ``onnxruntime-web`` runs the exported models
+  (``python -m ifanp export-onnx``) in the page through WebAssembly. Copied into
+  ``book/_widgets_js/ort/``: the ES-module build ``ort.wasm.min.mjs``, its WebAssembly
+  ``ort-wasm-simd-threaded.wasm`` (about 14 MB) with the glue ``ort-wasm-simd-threaded.mjs`` that
+  loads it, and its package.json (version, MIT licence).
+
+The script ``npm install``s the packages, pinned below, into a cache folder outside the repository
+(``$IFANP_CACHE/widgets-js``, default ``~/.cache/ifanp/widgets-js``) and copies the files a page needs
+into ``book/_widgets_js/`` (git-ignored, never committed).
 
 ``_config.yml`` puts ``book/_widgets_js`` on Sphinx's ``html_static_path`` (so the files land in
-``_build/html/_static/widgets-js/``) and points myst-nb's ``nb_ipywidgets_js`` at them. The folder
-is deliberately not named ``_static``: jupyter-book would add every ``.js`` in it to every page.
+``_build/html/_static/widgets-js/`` and ``_build/html/_static/ort/``) and points myst-nb's
+``nb_ipywidgets_js`` at the first set. The folder is deliberately not named ``_static``: jupyter-book
+would add every ``.js`` in it to every page.
 
 Run it through ``make widgets-js`` (``make book`` and ``make test`` do). It does nothing when the
 files are already there for the pinned versions; ``--force`` fetches again.
@@ -30,14 +39,23 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 DEST = REPO / "book" / "_widgets_js" / "widgets-js"
+ORT_DEST = REPO / "book" / "_widgets_js" / "ort"
 
 # ipywidgets 8.x pairs with html-manager 1.0.x (controls 5.x, model module version 2.0.0).
-PACKAGES = {"@jupyter-widgets/html-manager": "1.0.15", "requirejs": "2.3.8"}
+# onnxruntime-web 1.30.0: served over HTTP with one WebAssembly thread it needs no special headers.
+PACKAGES = {"@jupyter-widgets/html-manager": "1.0.15", "requirejs": "2.3.8", "onnxruntime-web": "1.30.0"}
 # (file in node_modules, name in DEST); plus the icon fonts next to embed-amd.js in the formats that
 # browsers of the last decade read (the .eot/.svg fallbacks for old Internet Explorer and Safari are left out).
 FILES = [
     ("requirejs/require.js", "require.js"),
     ("@jupyter-widgets/html-manager/dist/embed-amd.js", "embed-amd.js"),
+]
+# The runtime of the live widgets: the plain WebAssembly build (no WebGPU/WebGL, no threads needed).
+ORT_FILES = [
+    ("onnxruntime-web/dist/ort.wasm.min.mjs", "ort.wasm.min.mjs"),
+    ("onnxruntime-web/dist/ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.mjs"),
+    ("onnxruntime-web/dist/ort-wasm-simd-threaded.wasm", "ort-wasm-simd-threaded.wasm"),
+    ("onnxruntime-web/package.json", "package.json"),  # name, version and licence (MIT); the package has no LICENSE file
 ]
 FONT_SUFFIXES = (".woff2", ".woff", ".ttf")
 STAMP = "versions.json"
@@ -53,8 +71,9 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def up_to_date(dest: Path = DEST) -> bool:
+def up_to_date(dest: Path = DEST, files_list: list[tuple[str, str]] | None = None) -> bool:
     """True when ``dest`` holds every file for the pinned versions, unchanged since it was written."""
+    files_list = FILES if files_list is None else files_list
     stamp = dest / STAMP
     if not stamp.is_file():
         return False
@@ -65,7 +84,7 @@ def up_to_date(dest: Path = DEST) -> bool:
     if recorded.get("packages") != PACKAGES or recorded.get("fonts") != list(FONT_SUFFIXES):
         return False
     files = recorded.get("files", {})
-    if not files or any(name not in files for _, name in FILES):
+    if not files or any(name not in files for _, name in files_list):
         return False
     return all((dest / name).is_file() and _sha256(dest / name) == digest for name, digest in files.items())
 
@@ -97,14 +116,17 @@ def npm_install(cache: Path) -> Path:
     return modules
 
 
-def copy_files(modules: Path, dest: Path = DEST) -> dict[str, str]:
+def copy_files(modules: Path, dest: Path = DEST, files_list: list[tuple[str, str]] | None = None,
+               fonts: bool = True) -> dict[str, str]:
     """Copy what a page needs from ``modules`` into ``dest``; returns {name: sha256}."""
+    files_list = FILES if files_list is None else files_list
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    pairs = [(modules / src, name) for src, name in FILES]
-    dist = modules / "@jupyter-widgets" / "html-manager" / "dist"
-    pairs += [(p, p.name) for p in sorted(dist.iterdir()) if p.suffix in FONT_SUFFIXES]
+    pairs = [(modules / src, name) for src, name in files_list]
+    if fonts:
+        dist = modules / "@jupyter-widgets" / "html-manager" / "dist"
+        pairs += [(p, p.name) for p in sorted(dist.iterdir()) if p.suffix in FONT_SUFFIXES]
     digests = {}
     for src, name in pairs:
         if not src.is_file():
@@ -119,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--force", action="store_true", help="fetch and copy again even if up to date")
     args = parser.parse_args(argv)
-    if not args.force and up_to_date():
-        print(f"fetch_widgets_js: {DEST.relative_to(REPO)} is up to date.")
+    if not args.force and up_to_date() and up_to_date(ORT_DEST, ORT_FILES):
+        print(f"fetch_widgets_js: {DEST.relative_to(REPO)} and {ORT_DEST.relative_to(REPO)} are up to date.")
         return 0
     modules = cache_dir() / "node_modules"
     have_all = all(
@@ -130,9 +152,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.force or not have_all:
         modules = npm_install(cache_dir())
-    digests = copy_files(modules)
-    size = sum((DEST / name).stat().st_size for name in digests) / 1e6
-    print(f"fetch_widgets_js: {len(digests)} files ({size:.1f} MB) -> {DEST.relative_to(REPO)}")
+    for dest, files_list, fonts in ((DEST, FILES, True), (ORT_DEST, ORT_FILES, False)):
+        digests = copy_files(modules, dest, files_list, fonts)
+        size = sum((dest / name).stat().st_size for name in digests) / 1e6
+        print(f"fetch_widgets_js: {len(digests)} files ({size:.1f} MB) -> {dest.relative_to(REPO)}")
     return 0
 
 
