@@ -8,16 +8,20 @@ and running one command does not import the others. In the module:
 * ``add_arguments_fn(parser)`` adds the command's arguments to an ``argparse`` parser;
 * ``run_fn(args)`` does the work and returns an exit status (``None`` means 0).
 
-``run_fn`` reports a bad user input by raising :class:`UsageError` or ``ValueError`` (exit status 2)
-and data that cannot be obtained by raising :class:`ifanp.data.DataError` (exit status 1); either way
-the command prints one line ``ifanp COMMAND: error: ...`` to stderr, without a traceback.
+``run_fn`` reports a bad user input by raising :class:`UsageError` or ``ValueError`` (exit status 2),
+and data, weights, a run or a file that cannot be used by raising :class:`ifanp.data.DataError`,
+:class:`ifanp.pretrained.WeightsError`, :class:`ifanp.train.TrainingError` or ``OSError`` (exit status 1);
+either way the command prints one line ``ifanp COMMAND: error: ...`` to stderr that says what was wrong
+and what to do, without a traceback (``--debug`` or ``IFANP_DEBUG=1`` adds it).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,6 +93,8 @@ def _build_parser(command: str | None) -> tuple[argparse.ArgumentParser, dict[st
         prog=PROG, description="Image completion with neural processes: data, training, evaluation."
     )
     parser.add_argument("--version", action="version", version=f"ifanp {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="on an error, print the traceback too (also IFANP_DEBUG=1; allowed anywhere on the line)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     parsers = {}
     for name, spec in SUBCOMMANDS.items():
@@ -100,8 +106,16 @@ def _build_parser(command: str | None) -> tuple[argparse.ArgumentParser, dict[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``python -m ifanp`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    """Run ``python -m ifanp`` with ``argv`` (default ``sys.argv[1:]``); return the exit status.
+
+    An error of the package (a bad value, missing data or weights, a run that cannot go on, a file that
+    cannot be read or written) is printed as one line ``ifanp COMMAND: error: ...`` on stderr, with exit
+    status 2 for a bad input and 1 for the rest; ``--debug`` (anywhere on the line) or ``IFANP_DEBUG=1``
+    prints the traceback too. Any other exception is a bug and keeps its traceback.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get("IFANP_DEBUG", "").strip().lower() not in ("", "0", "false", "no")
+    argv = [a for a in argv if a != "--debug"]
     command = next((a for a in argv if not a.startswith("-")), None)
     parser, _ = _build_parser(command)
     try:
@@ -111,22 +125,49 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
-    _, run = SUBCOMMANDS[args.command].load()
-    from .data.common import DataError
-
     prefix = f"ifanp {args.command}: error:"
     try:
+        from .config import check_environment
+
+        check_environment()
+        _, run = SUBCOMMANDS[args.command].load()
         status = run(args)
-    except DataError as err:
-        print(f"{prefix} {err}", file=sys.stderr)
-        return 1
-    except ValueError as err:  # UsageError and bad values found while running
-        print(f"{prefix} {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"ifanp {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # sorted by error_status; anything else is re-raised
+        code = error_status(err)
+        if code is None:
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"{prefix} {error_line(err, debug)}", file=sys.stderr)
+        return code
     return 0 if status is None else int(status)
+
+
+def error_status(err: BaseException) -> int | None:
+    """The exit status for an error of the package: 2 for a bad input (``ValueError``, :class:`UsageError`),
+    1 for missing or broken data, weights, checkpoints and files; None for anything else (a bug)."""
+    names = {cls.__name__ for cls in type(err).__mro__}
+    if names & {"DataError", "WeightsError", "TrainingError"} or isinstance(err, OSError):
+        return 1
+    if isinstance(err, ValueError):
+        return 2
+    return None
+
+
+def error_line(err: BaseException, debug: bool = False) -> str:
+    """``err`` as one line: the first line of its message (an OSError as 'what: file')."""
+    if isinstance(err, OSError) and err.strerror:
+        where = f" {err.filename}" if err.filename else ""
+        text = f"{err.strerror}:{where}. Check the path, that it is a folder where one is expected, and its permissions."
+    else:
+        text = str(err).strip() or type(err).__name__
+    lines = text.splitlines()
+    if len(lines) > 1:
+        return lines[0].rstrip(":") + ("" if debug else " (run with --debug for the details)")
+    return lines[0] if lines else text
 
 
 # ---- python -m ifanp data ------------------------------------------------------------------------

@@ -125,6 +125,7 @@ def add_train1d_arguments(parser: argparse.ArgumentParser) -> None:
                         help="z samples of the importance-sampled log-likelihood of NP/ANP (default 32)")
     parser.add_argument("--register", metavar="NAME", default=None,
                         help="save the trained model into the package as NAME (e.g. np1d-anp-rbf)")
+    parser.add_argument("--force", action="store_true", help="with --register: replace weights of that name")
     parser.add_argument("--quiet", action="store_true", help="only the final summary")
 
 
@@ -146,6 +147,12 @@ def _check(args: argparse.Namespace) -> None:
     if args.register is not None and not _NAME.match(args.register):
         raise UsageError(f"--register {args.register!r}: use lower-case letters, digits, '.', '_' and '-' "
                          "(e.g. np1d-anp-rbf).")
+    if args.register is not None and not getattr(args, "force", False):
+        from .pretrained import registry
+
+        if args.register in registry():
+            raise UsageError(f"--register {args.register!r} is already in the registry; pass --force to replace "
+                             "those weights, or choose another name.")
 
 
 def train_and_evaluate(args: argparse.Namespace, log=print) -> tuple[torch.nn.Module, dict[str, Any]]:

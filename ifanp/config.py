@@ -41,6 +41,8 @@ def data_root() -> Path:
     """The data folder: ``$IFANP_DATA`` or ``~/.cache/ifanp/data``."""
     root = os.environ.get("IFANP_DATA")
     path = Path(root).expanduser() if root else Path.home() / ".cache" / "ifanp" / "data"
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"IFANP_DATA={root} is a file; point it at a folder (it is created when missing).")
     return path
 
 
@@ -59,6 +61,13 @@ def get_device(device: str | torch.device | None = "auto") -> torch.device:
         raise ValueError(f"Unknown device {device!r}; use 'auto', 'cpu', 'cuda', 'cuda:0' or 'mps'.") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("CUDA was requested but torch sees no CUDA device; use --device cpu or auto.")
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ValueError("MPS was requested but torch sees no MPS device (Apple silicon only); "
+                             "use --device cpu or auto.")
+    if dev.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device {device!r} is not supported; use 'auto', 'cpu', 'cuda', 'cuda:0' or 'mps'.")
     return dev
 
 
@@ -70,15 +79,59 @@ def seed_everything(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def apply_threads() -> None:
-    """Apply ``IFANP_THREADS`` (if set) to torch; called when :mod:`ifanp` is imported."""
+#: The problem with ``IFANP_THREADS`` found when the package was imported (None: none). The import does not
+#: fail on it (``python -m ifanp --help`` still works); the command line reports it as one line, and
+#: :func:`check_environment` raises it.
+THREADS_ERROR: ValueError | None = None
+
+
+def threads_from_env() -> int | None:
+    """``IFANP_THREADS`` as a number of threads (None when unset); ValueError when it is not a whole number >= 1."""
     value = os.environ.get("IFANP_THREADS", "").strip()
     if not value:
-        return
+        return None
     try:
         threads = int(value)
     except ValueError:
-        raise ValueError(f"IFANP_THREADS={value!r} is not a whole number of threads.") from None
+        raise ValueError(f"IFANP_THREADS={value!r} is not a whole number of threads; "
+                         "set it to 1, 2, ... or unset it.") from None
     if threads < 1:
-        raise ValueError(f"IFANP_THREADS must be at least 1, got {threads}.")
-    torch.set_num_threads(threads)
+        raise ValueError(f"IFANP_THREADS must be at least 1, got {threads}; set it to 1, 2, ... or unset it.")
+    return threads
+
+
+def apply_threads(strict: bool = False) -> None:
+    """Apply ``IFANP_THREADS`` (if set) to torch; called when :mod:`ifanp` is imported.
+
+    A bad value is kept in :data:`THREADS_ERROR` and torch's own choice stays (with a warning, except
+    under the command line, which reports it as an error); ``strict`` raises it instead.
+    """
+    global THREADS_ERROR
+    try:
+        threads = threads_from_env()
+    except ValueError as err:
+        THREADS_ERROR = err
+        if strict:
+            raise
+        if not _running_the_cli():
+            import warnings
+
+            warnings.warn(f"{err} (torch's default number of threads is used)", stacklevel=3)
+        return
+    THREADS_ERROR = None
+    if threads is not None:
+        torch.set_num_threads(threads)
+
+
+def _running_the_cli() -> bool:
+    import sys
+
+    first = sys.argv[0] if sys.argv else ""
+    return first == "-m" or Path(first).name in ("ifanp", "__main__.py")
+
+
+def check_environment() -> None:
+    """Raise ValueError naming the first bad ``IFANP_*`` variable (threads, profile, data folder)."""
+    threads_from_env()
+    get_profile()
+    data_root()

@@ -32,7 +32,7 @@ from .data.masks import TEST_RATIOS, eval_mask
 from .data.splits import load_eval_images
 from .metrics import completion_metrics, psnr, ssim
 from .models.base import ImageModel
-from .pretrained import WeightsError, available, load_pretrained, load_weights
+from .pretrained import WeightsError, available, load_pretrained, load_weights, write_text_atomic
 
 METRIC_LABELS = {
     "psnr_whole": "PSNR whole (dB)",
@@ -214,7 +214,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be a positive number of images.")
+    for flag, least in (("batch_size", 1), ("nll_images", 0), ("nll_samples", 0)):
+        if getattr(args, flag) < least:
+            raise ValueError(f"--{flag.replace('_', '-')} must be a whole number >= {least}, got {getattr(args, flag)}.")
+    bad = [r for r in args.ratios if not 0.0 <= r < 1.0]
+    if bad:
+        raise ValueError(f"--ratios must lie in [0, 1) (at 1 no pixel is left to complete); got {bad[0]:g}.")
+    out = args.out or (Path(args.model) if Path(args.model).is_dir() else None)
+    if out is not None and out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; pass a folder for results.json and results.md.")
     model, label = resolve_model(args.model, get_device(args.device))
+    if not isinstance(model, ImageModel):
+        raise ValueError(  # noqa: TRY004 - a wrong name on the command line: exit status 2
+            f"{label} is a 1-D model (python -m ifanp train1d evaluates those); evaluate takes image "
+            "models: a run folder, a .safetensors file or a pretrained image model such as mnist-ifanp.")
+    out = out or Path("results") / Path(label).stem
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} is a file; pass --out with a folder for results.json and results.md.")
     images, indices = load_eval_images(args.dataset, args.full_test)
     if images.shape[1:] != (model.channels, model.size, model.size):
         raise ValueError(f"{label} expects {model.channels}x{model.size}x{model.size} images but {args.dataset} has "
@@ -224,11 +240,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     res = evaluate(model, images, indices, tuple(args.ratios), args.batch_size, args.nll_images, args.nll_samples,
                    progress=not args.quiet)
     res.update(label=label, dataset=args.dataset, full_test=args.full_test)
-    out = args.out or (Path(args.model) if Path(args.model).is_dir() else Path("results") / Path(label).stem)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(res, indent=2) + "\n")
+    write_text_atomic(out / "results.json", json.dumps(res, indent=2) + "\n")
     table = markdown_table([res])
-    (out / "results.md").write_text(f"# {label} on {args.dataset} ({res['images']:,} images)\n\n{table}")
+    write_text_atomic(out / "results.md", f"# {label} on {args.dataset} ({res['images']:,} images)\n\n{table}")
     print(table, end="")
     print(f"wrote {out / 'results.json'} and {out / 'results.md'} ({res['seconds']:.0f} s)")
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .data.splits import load_eval_images
 from .evaluate import quick_psnr
-from .pretrained import WEIGHTS_DIR, load_weights, read_metadata, register_weights, save_weights
+from .pretrained import WEIGHTS_DIR, check_name, load_weights, read_metadata, register_weights, save_weights
 from .runlog import read_log
 
 
@@ -21,14 +21,20 @@ def add_export_arguments(parser) -> None:
     parser.add_argument("run", help="a finished run folder (with model.safetensors, config.json and log.jsonl)")
     parser.add_argument("--name", required=True, help="registry name, e.g. mnist-ifanp or mnist-ifanp-s1")
     parser.add_argument("--fp32", action="store_true", help="store fp32 even when fp16 evaluates the same")
+    parser.add_argument("--force", action="store_true", help="replace the weights already registered under --name")
 
 
 def run_export(args) -> int:
     """Copy a run's final weights into the package (fp16 when it changes the 40 % PSNR by < 0.05 dB)."""
+    check_name(args.name, force=args.force)  # before anything is evaluated or written
     run = Path(args.run)
     final, config_file = run / "model.safetensors", run / "config.json"
     if not final.is_file() or not config_file.is_file():
         raise ValueError(f"{run} is not a finished run (no model.safetensors/config.json); finish it with --resume.")
+    from .train import _is_our_run
+
+    if not _is_our_run(run):
+        raise ValueError(f"{config_file} was not written by `python -m ifanp train`; export takes a finished run of it.")
     cfg = json.loads(config_file.read_text())
     log = read_log(run)
     epochs = [r for r in log if r["kind"] == "epoch"]

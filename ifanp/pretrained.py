@@ -7,9 +7,12 @@ checks the hash before reading a byte of the tensors.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +31,29 @@ REGISTRY_FILE = WEIGHTS_DIR / "registry.json"
 
 class WeightsError(RuntimeError):
     """A weights file is missing, corrupt, or does not match its recorded hash."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path):
+    """Write a file all at once: ``with atomic_path(p) as tmp: write(tmp)`` writes a temporary file beside
+    ``p``, flushes it to disk and renames it over ``p`` (``os.replace``); a kill or an error midway leaves
+    ``p`` as it was (the temporary file is removed on an error)."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """``Path(path).write_text(text)`` through :func:`atomic_path`."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def sha256_of(path: str | Path) -> str:
@@ -66,7 +92,8 @@ def save_weights(model: nn.Module, path: str | Path, half: bool = False, meta: d
     }
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata=metadata)
+    with atomic_path(path) as tmp:  # a kill midway leaves the previous file, never half of a new one
+        save_file(tensors, str(tmp), metadata=metadata)
     return sha256_of(path)
 
 
@@ -79,12 +106,25 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
         raise WeightsError(f"{path} is not a readable safetensors file ({err}); delete it and retrain or reinstall.") from err
     if "config" not in md or "family" not in md:
         raise WeightsError(f"{path} has no ifanp model configuration in its metadata; was it written by save_weights?")
-    return {"family": md["family"], "config": json.loads(md["config"]), "meta": json.loads(md.get("meta", "{}"))}
+    try:
+        return {"family": md["family"], "config": json.loads(md["config"]), "meta": json.loads(md.get("meta", "{}"))}
+    except json.JSONDecodeError as err:
+        raise WeightsError(f"{path}: the model configuration in its metadata is not valid JSON ({err}); the file is "
+                           "corrupt or was altered. Delete it and retrain or reinstall.") from err
 
 
 def load_weights(path: str | Path, sha256: str | None = None, device: str | torch.device = "cpu") -> nn.Module:
-    """Build the model stored in ``path`` and load its weights (checking ``sha256`` first when given)."""
+    """Build the model stored in ``path`` and load its weights (checking ``sha256`` first when given).
+
+    The configuration in the file's metadata is checked against its tensors before any memory is given to
+    the model: the model is first built on torch's ``meta`` device (shapes only), and its parameters must
+    have exactly the names and shapes of the stored tensors. So a file whose metadata asks for a huge
+    model is refused without allocating it. ``device`` is checked first (``cuda`` without a GPU is an error).
+    """
+    from .config import get_device
+
     path = Path(path)
+    device = get_device(device)
     if not path.is_file():
         raise WeightsError(f"no weights file at {path}.")
     if sha256 is not None:
@@ -95,6 +135,35 @@ def load_weights(path: str | Path, sha256: str | None = None, device: str | torc
                 "replaced. Reinstall the package (pip install --force-reinstall) or retrain the model."
             )
     info = read_metadata(path)
+    if not isinstance(info["config"], dict):
+        raise WeightsError(f"{path}: the model configuration in its metadata is not a JSON object.")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}  # noqa: SIM118
+    except Exception as err:  # safetensors' own error types
+        raise WeightsError(f"{path} is not a readable safetensors file ({err}); delete it and retrain or reinstall.") from err
+    try:
+        with torch.device("meta"):  # shapes only: nothing is allocated
+            skeleton = build_from_config(info["family"], info["config"])
+    except WeightsError:
+        raise
+    except Exception as err:  # any failure means: the metadata does not describe a model
+        raise WeightsError(f"{path}: the configuration in its metadata does not build a model "
+                           f"({str(err).splitlines()[0] if str(err) else type(err).__name__}).") from err
+    expected = {k: tuple(v.shape) for k, v in skeleton.state_dict().items()}
+    if expected != shapes:
+        wrong = sorted(set(expected) ^ set(shapes)) + sorted(k for k in set(expected) & set(shapes)
+                                                              if expected[k] != shapes[k])
+        raise WeightsError(f"{path}: its metadata describes a model whose tensors differ from the stored ones "
+                           f"({len(wrong)} differ, e.g. {wrong[0]!r}); the file is corrupt or was altered. "
+                           "Delete it and retrain or reinstall.")
+    stored = sum(math.prod(s) for s in shapes.values())
+    other = sum(b.numel() for b in skeleton.buffers()) - sum(math.prod(s) for k, s in shapes.items()
+                                                              if k in dict(skeleton.named_buffers()))
+    if other > max(16 * stored, 1 << 24):  # buffers that are not stored (coordinate grids) stay small
+        raise WeightsError(f"{path}: its metadata asks for {other:,} values of buffers beside {stored:,} stored "
+                           "values (an image size far too large?); the file is corrupt or was altered.")
+    del skeleton
     model = build_from_config(info["family"], info["config"])
     state = {}
     with safe_open(str(path), framework="pt") as f:
@@ -136,10 +205,28 @@ def load_pretrained(name: str, device: str | torch.device = "cpu") -> nn.Module:
     return load_weights(WEIGHTS_DIR / entry["file"], sha256=entry["sha256"], device=device)
 
 
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def check_name(name: str, force: bool = False) -> None:
+    """ValueError unless ``name`` can name new weights in the registry: lower-case letters, digits, '.', '_'
+    and '-' (no path separator, so the file stays in the weights folder), and not a registered name unless
+    ``force``."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ValueError(f"--name {name!r}: use lower-case letters, digits, '.', '_' and '-' (e.g. mnist-ifanp-s1); "
+                         "no path separators.")
+    if not force and name in registry():
+        raise ValueError(f"{name!r} is already in the registry ({registry()[name].get('file')}); pass --force to "
+                         "replace it, or choose another name.")
+
+
 def register_weights(name: str, model: nn.Module, half: bool = True, **info: Any) -> dict[str, Any]:
-    """Save ``model`` into the package as ``name`` and record it (with ``info``: command, wall time...)."""
+    """Save ``model`` into the package as ``name`` and record it (with ``info``: command, wall time...).
+
+    ``name`` must pass :func:`check_name` (an existing name is replaced: commands check it first)."""
     import fcntl  # POSIX only: imported where the registry lock is taken, so that reading works anywhere
 
+    check_name(name, force=True)
     file = f"{name}.safetensors"
     WEIGHTS_DIR.mkdir(parents=True, exist_ok=True)
     with open(WEIGHTS_DIR / ".registry.lock", "w") as lock:
@@ -148,9 +235,7 @@ def register_weights(name: str, model: nn.Module, half: bool = True, **info: Any
         reg = registry()
         reg[name] = {"file": file, "sha256": digest, "family": model_family(model), "half": half,
                      "bytes": (WEIGHTS_DIR / file).stat().st_size, **info}
-        tmp = REGISTRY_FILE.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(dict(sorted(reg.items())), indent=2) + "\n")
-        os.replace(tmp, REGISTRY_FILE)
+        write_text_atomic(REGISTRY_FILE, json.dumps(dict(sorted(reg.items())), indent=2) + "\n")
     return reg[name]
 
 

@@ -372,6 +372,18 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
+    from .models import model_names
+
+    unknown = [m for m in args.models if m not in model_names()]
+    if unknown:
+        raise ValueError(f"--models: unknown model {unknown[0]!r}; the table's rows are {', '.join(TABLE_MODELS)} "
+                         f"(any of {', '.join(model_names())}).")
+    for flag, least in (("limit", 1), ("steps", 1), ("nll_images", 0), ("nll_samples", 0)):
+        value = getattr(args, flag)
+        if value is not None and value < least:
+            raise ValueError(f"--{flag.replace('_', '-')} must be a whole number >= {least}, got {value}.")
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        raise ValueError(f"--out {args.out} is a file; pass a folder for the tables and figures' data.")
     runs = {}
     for item in args.run:
         if "=" not in item:

@@ -3,18 +3,27 @@
 A run lives in one folder (``--out``):
 
 * ``config.json`` — everything needed to repeat the run exactly (model, overrides, data, optimiser, seed);
-* ``checkpoint.safetensors`` + ``checkpoint.json`` — model, optimiser and RNG state and the step,
-  written at intervals, at the end, and when the run is interrupted (Ctrl-C / SIGTERM). Tensors go to
-  safetensors and everything else to JSON: nothing is ever unpickled;
+* ``checkpoint.safetensors`` + ``checkpoint.json`` — model, optimiser and RNG state, the step, the
+  schedule's length and the epoch's running totals, written at intervals, at the end, and when the run is
+  interrupted (Ctrl-C / SIGTERM). Tensors go to safetensors and everything else to JSON: nothing is ever
+  unpickled. The JSON, written last, records the sha256 of the tensor file; resume refuses a pair that
+  does not match (and says which files to delete);
 * ``log.jsonl`` — one line per epoch (mean loss, NLL, KL, training MSE: the paper's Fig. 8) and one per
   evaluation (PSNR at 40 % context on held-out images); each with the training time so far, as wall
   seconds (``elapsed_s``) and as CPU seconds of the process (``cpu_s``, all threads; it does not grow
   while other programs hold the CPU, so it compares runs made on a busy machine);
 * ``model.safetensors`` — the final weights (loadable with :func:`ifanp.pretrained.load_weights`).
 
+Every file is written through a temporary file and ``os.replace`` (``log.jsonl`` is appended to, and
+rewritten from the checkpoint on resume), so a kill never leaves half a file. A non-empty ``--out`` must be
+a run of ours (its ``config.json`` says so) and one holding a run needs ``--resume``; resume continues the
+recorded schedule (fewer steps, or a longer cosine schedule, are refused before anything is written; a
+constant schedule may be extended, which ``config.json`` records under ``extended``).
+
 Randomness is a function of (seed, step): the data order of epoch e is a permutation drawn from
 ``seed + e``, and the masks and z samples of step s come from generators seeded with (seed, s). So a run
-that is interrupted and resumed reaches exactly the weights of an uninterrupted run.
+that is interrupted and resumed reaches exactly the weights, and writes exactly the log rows (timings
+aside), of an uninterrupted run.
 
 Under ``torchrun --nproc_per_node=N`` the same code trains with DistributedDataParallel (gloo on CPU,
 NCCL on CUDA): the batch is split across the processes and only rank 0 writes files.
@@ -22,13 +31,13 @@ NCCL on CUDA): the batch is split across the processes and only rank 0 writes fi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import signal
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +52,7 @@ from .data.masks import TRAIN_RATIO_RANGE, random_mask
 from .data.splits import load_eval_images, load_train_images
 from .evaluate import quick_psnr
 from .models import build
-from .pretrained import save_weights
+from .pretrained import atomic_path, save_weights, sha256_of, write_text_atomic
 
 CHECKPOINT = "checkpoint"
 FINAL = "model.safetensors"
@@ -133,26 +142,213 @@ def _unflatten(obj: Any, tensors: dict[str, Tensor]) -> Any:
     return obj
 
 
+CHECKPOINT_FORMAT = "ifanp-checkpoint/2"
+
+
 def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (nested dicts/lists of tensors and plain values) atomically into ``folder``."""
+    """Write ``state`` (nested dicts/lists of tensors and plain values) into ``folder`` as one consistent unit.
+
+    The tensors go to ``checkpoint.safetensors`` (through a temporary file and ``os.replace``); then
+    ``checkpoint.json`` — the structure, the step and the sha256 of the tensor file — is written last, the
+    same way. A kill at any moment leaves either the previous checkpoint or the new one, or (between the
+    two renames) a tensor file that no longer matches the JSON's hash, which :func:`load_checkpoint` refuses.
+    """
     tensors: dict[str, Tensor] = {}
     structure = _flatten(state, tensors, "")
-    tmp_t, tmp_j = folder / f"{CHECKPOINT}.safetensors.tmp", folder / f"{CHECKPOINT}.json.tmp"
-    save_file(tensors, str(tmp_t))
-    tmp_j.write_text(json.dumps(structure))
-    os.replace(tmp_t, folder / f"{CHECKPOINT}.safetensors")
-    os.replace(tmp_j, folder / f"{CHECKPOINT}.json")
+    tensor_file = folder / f"{CHECKPOINT}.safetensors"
+    with atomic_path(tensor_file) as tmp:
+        save_file(tensors, str(tmp), metadata={"step": str(state.get("step"))})
+        digest = sha256_of(tmp)
+    record = {"format": CHECKPOINT_FORMAT, "step": state.get("step"), "total_steps": state.get("total_steps"),
+              "tensors": tensor_file.name, "sha256": digest, "state": structure}
+    write_text_atomic(folder / f"{CHECKPOINT}.json", json.dumps(record))
 
 
 def load_checkpoint(folder: Path) -> dict[str, Any] | None:
-    """The state saved by :func:`save_checkpoint`, or None when the folder has no checkpoint."""
+    """The state saved by :func:`save_checkpoint`, or None when the folder has no checkpoint file at all.
+
+    Raises :class:`TrainingError`, naming the file to delete, when only one of the two files is there, when
+    ``checkpoint.json`` is not a checkpoint, or when the tensor file's sha256 or step differ from the JSON's
+    (the run was killed while saving, or a file was changed).
+    """
+    folder = Path(folder)
     tj, tt = folder / f"{CHECKPOINT}.json", folder / f"{CHECKPOINT}.safetensors"
-    if not tj.is_file() or not tt.is_file():
+    restart = f"delete {tj} and {tt} to start the run again from step 0, or train into another --out"
+    if not tj.exists() and not tt.exists():
         return None
+    if not tt.is_file():
+        raise TrainingError(f"{tj} is there but {tt.name} is missing, so the run cannot be resumed; {restart}.")
+    if not tj.is_file():
+        raise TrainingError(f"{tt} is there but {tj.name} is missing (the run was stopped while writing its first "
+                            f"checkpoint?); {restart}.")
     try:
-        return _unflatten(json.loads(tj.read_text()), load_file(str(tt)))
-    except Exception as err:
-        raise TrainingError(f"the checkpoint in {folder} is unreadable ({err}); delete it to start afresh.") from err
+        record = json.loads(tj.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise TrainingError(f"{tj} is not readable JSON ({err}); {restart}.") from err
+    legacy = isinstance(record, dict) and "__dict__" in record  # written before checkpoints carried a hash
+    if not legacy:
+        if not (isinstance(record, dict) and record.get("format") == CHECKPOINT_FORMAT
+                and isinstance(record.get("step"), int) and isinstance(record.get("sha256"), str)
+                and isinstance(record.get("state"), dict)):
+            raise TrainingError(f"{tj} is not an ifanp checkpoint (it needs format, step, sha256 and state); {restart}.")
+        actual = sha256_of(tt)
+        if actual != record["sha256"]:
+            raise TrainingError(f"{tt.name} does not match {tj.name} in {folder} (sha256 {actual[:12]}... but "
+                                f"{record['sha256'][:12]}... recorded at step {record['step']:,}): the run was killed "
+                                f"while saving, or a file was changed. The checkpoint cannot be trusted; {restart}.")
+    try:
+        state = _unflatten(record if legacy else record["state"], load_file(str(tt)))
+    except Exception as err:  # safetensors' own error types, a missing tensor key, ...
+        raise TrainingError(f"the checkpoint in {folder} is unreadable ({err}); {restart}.") from err
+    needed = {"config": dict, "model": dict, "optimizer": dict, "rng": Tensor, "step": int, "history": list}
+    wrong = [k for k, kind in needed.items() if not isinstance(state, dict) or not isinstance(state.get(k), kind)]
+    if wrong:
+        raise TrainingError(f"{tj} does not hold a training state (missing or wrong: {', '.join(wrong)}); {restart}.")
+    if not legacy and state["step"] != record["step"]:
+        raise TrainingError(f"{tj} records step {record['step']:,} but its state is at step {state['step']:,}; {restart}.")
+    return state
+
+
+def _is_our_run(folder: Path) -> bool:
+    """Whether ``folder/config.json`` was written by :func:`train` (so the folder is a run of ours)."""
+    try:
+        cfg = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return (isinstance(cfg, dict) and isinstance(cfg.get("model"), str)
+            and str(cfg.get("command", "")).startswith("python -m ifanp train "))
+
+
+def check_out_folder(out: Path, resume: bool) -> None:
+    """Refuse an ``--out`` that is a file, that holds files which are not a run of ours (they would be
+    overwritten), or that holds a run (a checkpoint or final weights) when ``resume`` is false."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; pass a folder (it is created when missing).")
+    if not out.is_dir():
+        return
+    names = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    if not names:
+        return
+    if not _is_our_run(out):
+        shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+        raise ValueError(f"--out {out} is not empty ({shown}) and is not a run of `python -m ifanp train` (its "
+                         "config.json would say so); choose a new or empty folder so that none of these files is "
+                         "overwritten.")
+    if not resume and any((out / f).exists() for f in (f"{CHECKPOINT}.json", f"{CHECKPOINT}.safetensors", FINAL)):
+        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
+
+
+# ---- model options (--set KEY=VALUE) -----------------------------------------------------------------
+
+
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+_NONE_WORDS = ("none", "null")
+
+
+def model_defaults(model: str) -> dict[str, Any]:
+    """The options of image model ``model`` and their default values (those of ``build(model).config``)."""
+    if model not in _DEFAULTS_CACHE:
+        from .models import model_names
+
+        if model not in model_names():
+            raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(model_names())}.")
+        with torch.device("meta"):  # only the configuration is wanted: allocate nothing
+            config = dict(build(model).config)
+        for key in ("name", "channels", "size"):
+            config.pop(key, None)
+        _DEFAULTS_CACHE[model] = config
+    return dict(_DEFAULTS_CACHE[model])
+
+
+_DEFAULTS_CACHE: dict[str, dict[str, Any]] = {}
+
+
+def _kind(default: Any) -> str:
+    if default is None:
+        return "none"
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    return "str"
+
+
+def _wanted(key: str, default: Any) -> str:
+    kind = _kind(default)
+    if kind == "bool":
+        return "true or false (also 1/0, yes/no)"
+    if kind == "int":
+        return f"a whole number >= {1 if default >= 1 else 0}"
+    if kind == "float":
+        return "a finite number > 0" if "sigma" in key else "a finite number >= 0"
+    if kind == "str":
+        return f"a word such as {default!r} (none or null for None)"
+    return "none or null, or a number or word"
+
+
+def _option_value(model: str, key: str, value: Any, text: bool) -> Any:
+    """``value`` of option ``key`` checked against the type of its default (parsed first when ``text``)."""
+    defaults = model_defaults(model)
+    if key not in defaults:
+        raise ValueError(f"unknown option {key!r} for {model}; its options are: {', '.join(defaults)}.")
+    default = defaults[key]
+    kind = _kind(default)
+    shown = f"--set {key}={value}" if text else f"option {key}={value!r}"
+    bad = ValueError(f"{shown}: {key} takes {_wanted(key, default)}.")
+    if text:
+        word = str(value).strip()
+        if kind == "bool":
+            if word.lower() not in _BOOL_WORDS:
+                raise bad
+            value = _BOOL_WORDS[word.lower()]
+        elif kind == "int":
+            try:
+                value = int(word) if word.lstrip("+-").isdigit() else None
+            except ValueError:
+                value = None
+            if value is None:
+                raise bad
+        elif kind == "float":
+            try:
+                value = float(word)
+            except ValueError:
+                raise bad from None
+        elif word.lower() in _NONE_WORDS:
+            value = None
+        elif kind == "str":
+            value = word[1:-1] if len(word) >= 2 and word[0] == word[-1] == '"' else word
+        else:  # default None: a number, a JSON value, or a word
+            try:
+                value = json.loads(word)
+            except json.JSONDecodeError:
+                value = word
+    ok = {"bool": isinstance(value, bool),
+          "int": isinstance(value, int) and not isinstance(value, bool),
+          "float": isinstance(value, (int, float)) and not isinstance(value, bool),
+          "str": value is None or isinstance(value, str),
+          "none": value is None or isinstance(value, (bool, int, float, str))}[kind]
+    if not ok:
+        if isinstance(value, str) and kind != "str":
+            raise ValueError(f"{shown}: {key} takes {_wanted(key, default)}, not the text {value!r}.")
+        raise bad
+    if kind == "int" and value < (1 if default >= 1 else 0):
+        raise bad
+    if kind == "float" or (kind == "none" and isinstance(value, float)):
+        if not math.isfinite(value) or value < 0 or (value == 0 and "sigma" in key):
+            raise bad
+        value = float(value)
+    return value
+
+
+def check_overrides(model: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with every value checked against the type of the model's default for it (a bool
+    for a bool, a whole number for an int, ...); ValueError naming the option and what it takes."""
+    if not isinstance(overrides, dict):
+        raise ValueError(f"overrides must be a dict of model options, got {type(overrides).__name__}.")  # noqa: TRY004
+    return {k: _option_value(model, k, v, text=False) for k, v in overrides.items()}
 
 
 # ---- the loop ---------------------------------------------------------------------------------------
@@ -213,6 +409,61 @@ def command_for(cfg: TrainConfig) -> str:
     return " ".join(parts)
 
 
+def check_settings(cfg: TrainConfig) -> None:
+    """ValueError naming the first setting of ``cfg`` that cannot give a sensible run."""
+    def whole(name: str, value: Any, least: int = 1) -> None:
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise ValueError(f"--{name} must be a whole number >= {least}, got {value!r}.")
+
+    for name, least in (("steps", 1), ("batch_size", 1), ("threads", 1), ("train_limit", 1),
+                        ("checkpoint_every", 1), ("eval_every", 0), ("eval_images", 1), ("warmup", 0)):
+        whole(name.replace("_", "-"), getattr(cfg, name), least)
+    if cfg.steps is None and cfg.epochs is None:
+        raise ValueError("give --steps N or --epochs E.")
+    if cfg.epochs is not None and not (math.isfinite(cfg.epochs) and cfg.epochs > 0):
+        raise ValueError(f"--epochs must be a finite number > 0, got {cfg.epochs}.")
+    for name in ("lr", "grad_clip"):
+        v = getattr(cfg, name)
+        if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0) or (name == "lr" and v == 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v}.")
+    if cfg.schedule not in ("constant", "cosine"):
+        raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg.schedule!r}.")
+    lo, hi = cfg.ratio_range
+    if not 0 < lo <= hi <= 1:
+        raise ValueError(f"ratio_range must satisfy 0 < low <= high <= 1, got {cfg.ratio_range}.")
+
+
+def _planned_steps(state: dict[str, Any], out: Path, default: int) -> int:
+    """The schedule length a checkpoint was made with (its record, else the run's config.json)."""
+    if isinstance(state.get("total_steps"), int):
+        return state["total_steps"]
+    try:
+        return int(json.loads((out / "config.json").read_text())["total_steps"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return default
+
+
+def _previous_lengths(config_file: Path) -> list[dict[str, int]]:
+    try:
+        return list(json.loads(config_file.read_text()).get("extended") or [])
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
+def _step_failed(err: Exception, step: int, model: torch.nn.Module, out: Path) -> TrainingError:
+    """The one-line error for a training step that raised (the model or torch.distributions refused a value)."""
+    first = str(err).strip().splitlines()[0].rstrip(":") if str(err).strip() else type(err).__name__
+    if len(first) > 240:
+        first = first[:240] + "..."
+    kept = (f"the last good checkpoint is kept in {out}" if (out / f"{CHECKPOINT}.json").is_file()
+            else "no checkpoint had been written yet")
+    if not all(torch.isfinite(p).all() for p in model.parameters()):
+        return TrainingError(f"the weights became non-finite before step {step:,} ({first}); {kept}. "
+                             "Try a lower --lr or a smaller --grad-clip.")
+    return TrainingError(f"step {step:,} failed: {first}; {kept}. Check the model options (--set), "
+                         "e.g. sigma_value must be > 0.")
+
+
 def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     """Train ``cfg.model``; return a summary dict. See the module docstring for the run folder."""
     rank, world = _distributed()
@@ -223,23 +474,26 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
         if device.type == "cuda":
             device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(device)
+    check_settings(cfg)
+    cfg = replace(cfg, overrides=check_overrides(cfg.model, cfg.overrides))
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     if cfg.batch_size % world:
         raise ValueError(f"--batch-size {cfg.batch_size} must be divisible by the number of processes ({world}).")
-    if cfg.schedule not in ("constant", "cosine"):
-        raise ValueError(f"schedule must be 'constant' or 'cosine', got {cfg.schedule!r}.")
     out = Path(cfg.out)
     main_proc = rank == 0
-    if main_proc:
-        out.mkdir(parents=True, exist_ok=True)
+    check_out_folder(out, resume)  # before anything is written
 
     images = load_train_images(cfg.dataset, cfg.train_limit)
     n, C, H, W = images.shape
     if H != W:
         raise ValueError(f"training images must be square, got {H}x{W}.")
     torch.manual_seed(cfg.seed)  # the initial weights depend on the seed only
-    model = build(cfg.model, channels=C, size=H, **cfg.overrides).to(device)
+    try:
+        model = build(cfg.model, channels=C, size=H, **cfg.overrides).to(device)
+    except (RuntimeError, TypeError, ZeroDivisionError) as err:  # e.g. torch refusing a layer size
+        raise ValueError(f"cannot build {cfg.model} with the options {cfg.overrides}: "
+                         f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = max(n // cfg.batch_size, 1)
     if cfg.steps is not None:
@@ -251,12 +505,18 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     if total < 1:
         raise ValueError(f"the number of steps must be positive, got {total}.")
 
-    # Resume or start afresh.
-    step, elapsed, cpu, history = 0, 0.0, 0.0, []
+    # Resume or start afresh (every check before the first file is written).
+    step, elapsed, cpu, history, epoch_acc = 0, 0.0, 0.0, [], {}
     config_file = out / "config.json"
-    state = load_checkpoint(out) if (resume and out.is_dir()) else None
-    if resume and state is None and main_proc:
-        log(f"no checkpoint in {out}; starting a new run")
+    state = load_checkpoint(out) if resume else None
+    resumed_from: list[dict[str, int]] = []
+    if resume and state is None:
+        if (out / FINAL).is_file():
+            raise TrainingError(f"{out} holds final weights ({FINAL}) but no checkpoint to continue from; "
+                                "evaluate or export it, or train into another --out.")
+        if main_proc:
+            log(f"no checkpoint in {out}; starting a new run")
+    done_already = False
     if state is not None:
         saved = TrainConfig.from_json(state["config"]).to_json()
         mine = cfg.to_json()
@@ -265,18 +525,38 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
             detail = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
             raise TrainingError(f"cannot resume {out}: the checkpoint was made with another configuration ({detail}). "
                                 "Use the same options, or a new --out folder.")
+        reached = int(state["step"])
+        planned = _planned_steps(state, out, total)
+        if total < reached:
+            raise ValueError(f"--steps {total:,} is below step {reached:,}, which the run in {out} has reached; resume "
+                             f"with --steps {planned:,} (its schedule), or train a new run into another --out.")
+        if total != planned and cfg.schedule != "constant":
+            raise ValueError(f"{out} follows a cosine schedule over {planned:,} steps; resuming it with {total:,} steps "
+                             f"would change the learning rate of the steps after {reached:,}, and no single command "
+                             f"could repeat the run. Resume with --steps {planned:,}, or train a new run into another "
+                             "--out (the constant schedule can be extended).")
+        resumed_from = _previous_lengths(config_file)
+        if total != planned:  # constant schedule: the same weights as a run of `total` steps; say so in config.json
+            resumed_from.append({"step": reached, "total_steps_before": planned})
+        done_already = reached == total and (out / FINAL).is_file()
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"])
-        step, elapsed, history = int(state["step"]), float(state["elapsed"]), list(state["history"])
+        step, elapsed, history = reached, float(state["elapsed"]), list(state["history"])
         cpu = float(state.get("cpu", 0.0))
+        epoch_acc = dict(state.get("epoch_acc") or {})  # the running totals of the epoch under way
         if main_proc:
-            log(f"resumed {out} at step {step:,} ({elapsed / 60:.1f} min of training so far)")
-    elif main_proc and not resume and (out / f"{CHECKPOINT}.json").is_file():
-        raise TrainingError(f"{out} already holds a run; pass --resume to continue it or choose another --out.")
-    if main_proc:
-        config_file.write_text(json.dumps({**cfg.to_json(), "total_steps": total, "command": command_for(cfg)},
-                                          indent=2) + "\n")
+            log(f"{out} has finished its {total:,} steps already; nothing to train (evaluate or export it)"
+                if done_already else f"resumed {out} at step {step:,} ({elapsed / 60:.1f} min of training so far)")
+    if main_proc and not done_already:
+        out.mkdir(parents=True, exist_ok=True)
+        record = {**cfg.to_json(), "total_steps": total, "command": command_for(cfg)}
+        if resumed_from:
+            record["extended"] = resumed_from
+        write_text_atomic(config_file, json.dumps(record, indent=2) + "\n")
+        # The log holds exactly the rows of the state we continue from (none for a new run): rows written
+        # after the last checkpoint by a killed process are not repeated.
+        write_text_atomic(out / "log.jsonl", "".join(json.dumps(row) + "\n" for row in history))
 
     ddp = None
     if world > 1:
@@ -289,11 +569,11 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
 
     def snapshot() -> dict[str, Any]:
         return {"config": cfg.to_json(), "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "rng": torch.get_rng_state(), "step": step, "elapsed": elapsed, "cpu": cpu, "history": history}
+                "rng": torch.get_rng_state(), "step": step, "total_steps": total, "elapsed": elapsed, "cpu": cpu,
+                "history": history, "epoch_acc": dict(epoch_acc)}
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     local_batch = cfg.batch_size // world
-    epoch_acc: dict[str, float] = {}
     bar = None
     if cfg.progress and main_proc:
         from tqdm.auto import tqdm
@@ -304,7 +584,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     perm, perm_epoch = None, -1
     t_last, c_last = time.perf_counter(), time.process_time()
     with _Stop() as stop:
-        while step < total:
+        while step < total and not done_already:
             epoch = step // steps_per_epoch
             if epoch != perm_epoch:
                 perm, perm_epoch = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + epoch)), epoch
@@ -316,11 +596,13 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step, total)
-            if autocast is not None:
-                with autocast:
+            try:
+                with autocast if autocast is not None else contextlib.nullcontext():
                     out_ = net(x, mask)
-            else:
-                out_ = net(x, mask)
+            except ValueError as err:  # e.g. torch.distributions refusing a scale that is 0 or not finite
+                if bar is not None:
+                    bar.close()
+                raise _step_failed(err, step, model, out) from err
             loss = out_.loss
             if not torch.isfinite(loss):
                 if bar is not None:
@@ -384,16 +666,16 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
     summary = {"out": str(out), "model": cfg.model, "step": step, "total_steps": total,
                "elapsed_s": round(elapsed, 1), "cpu_s": round(cpu, 1), "interrupted": stopped,
                "images_per_s": round(step * cfg.batch_size / max(elapsed, 1e-9), 1) if step else 0.0}
-    if main_proc:
+    if main_proc and not done_already:
         if stopped:
             log(f"stopped ({stopped}) at step {step:,}/{total:,}; checkpoint saved in {out}. "
                 f"Continue with the same command and --resume.")
         else:
             save_weights(model, out / FINAL, meta={"run": cfg.to_json(), "steps": step, "elapsed_s": elapsed,
                                                    "cpu_s": cpu})
-            last = [h for h in history if h["kind"] == "epoch"][-1]
+            last = [h["mse"] for h in history if h["kind"] == "epoch"] or [math.nan]
             log(f"done: {cfg.model} {step:,} steps in {elapsed / 60:.1f} min ({summary['images_per_s']:.0f} img/s), "
-                f"final training mse {last['mse']:.5f}; weights in {out / FINAL}")
+                f"final training mse {last[-1]:.5f}; weights in {out / FINAL}")
     if world > 1:
         dist.barrier()
     model.train_summary = summary
@@ -418,7 +700,9 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--out", default=None, help="run folder (default runs/<model>-<dataset>-s<seed>)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="model option, e.g. --set hidden=96 --set gca_heads=4 (JSON values)")
+                        help="model option, e.g. --set hidden=96 --set skip=true --set local=none (each value is read as the "
+                             "type of the option's default: true/false/1/0/yes/no, a whole number, a number, a word, "
+                             "none/null)")
     parser.add_argument("--train-limit", type=int, default=None, help="use only the first N training images")
     parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     parser.add_argument("--eval-every", type=int, default=0,
@@ -427,17 +711,27 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines only)")
 
 
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """``["hidden=96", "skip=true"]`` -> ``{"hidden": 96, "skip": True}`` (values parsed as JSON, else str)."""
+def parse_overrides(items: list[str], model: str | None = None) -> dict[str, Any]:
+    """``["hidden=96", "skip=false"]`` -> ``{"hidden": 96, "skip": False}``.
+
+    With ``model``, each value is parsed as the type of that model's default for the option
+    (:func:`model_defaults`): a bool from true/false, 1/0 or yes/no; an int from a whole number; a float
+    from a finite number; a word as text; none/null as None (options whose default is None or a word).
+    Anything else is a ValueError that names the option and the spellings it takes. Without ``model``
+    the values are read as JSON (else kept as text), as before.
+    """
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
             raise ValueError(f"--set expects KEY=VALUE, got {item!r}.")
-        key, value = item.split("=", 1)
+        key, value = (part.strip() for part in item.split("=", 1))
+        if model is not None:
+            out[key] = _option_value(model, key, value, text=True)
+            continue
         try:
-            out[key.strip()] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip()] = value
+            out[key] = value
     return out
 
 
@@ -448,28 +742,16 @@ def run_train(args) -> int:
         raise ValueError(f"unknown model {args.model!r}; choose one of: {', '.join(model_names())}.")
     if args.steps is None and args.epochs is None:
         raise ValueError("give --steps N or --epochs E.")
-    for flag in ("batch_size", "steps", "checkpoint_every"):
-        v = getattr(args, flag)
-        if v is not None and v < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be a positive integer, got {v}.")
-    if args.lr <= 0:
-        raise ValueError(f"--lr must be positive, got {args.lr}.")
     cfg = TrainConfig(
         model=args.model, dataset=args.dataset, out=args.out or f"runs/{args.model}-{args.dataset}-s{args.seed}",
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
-        seed=args.seed, device=args.device, threads=args.threads, overrides=parse_overrides(args.set),
+        seed=args.seed, device=args.device, threads=args.threads, overrides=parse_overrides(args.set, args.model),
         train_limit=args.train_limit, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         progress=not args.no_progress, stop_after=args.stop_after,
     )
-    from .models.base import InputError
-
-    try:
-        result = train(cfg, resume=args.resume)
-    except InputError as err:
-        raise ValueError(str(err)) from err
-    except TrainingError as err:
-        print(f"ifanp train: error: {err}", file=sys.stderr)
-        return 1
+    check_settings(cfg)
+    get_device(cfg.device)  # a device that is not there: one line before any data is read
+    result = train(cfg, resume=args.resume)  # its errors become one line in ifanp.cli.main
     if result["interrupted"] == "SIGINT":
         return 130
     if result["interrupted"] == "SIGTERM":
