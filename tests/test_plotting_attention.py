@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
+from ifanp import introspect, timing
 from ifanp.models import build
 from ifanp.models.modules import LocalPooledAttention
 from ifanp.plotting import attention as plots
@@ -33,24 +34,24 @@ def _impulse_responses(size: int, pool) -> torch.Tensor:
 
 
 def test_pooling_coefficients_give_fig3_over_81_and_sum_49_81():
-    c = plots.pooling_coefficients(3, passes=2)
+    c = introspect.pooling_coefficients(3, passes=2)
     assert [int(v * 81) for v in c[1, 1]] == CENTRE_81
     assert all(v * 81 == int(v * 81) for v in c[1, 1])
     assert sum(c[1, 1]) == Fraction(49, 81)
     expected = "(4 x1 + 6 x2 + 4 x3 + 6 x4 + 9 x5 + 6 x6 + 4 x7 + 6 x8 + 4 x9) / 81"
-    assert plots.format_combination(c[1, 1]) == expected
-    assert plots.format_combination(plots.pooling_coefficients(3, passes=1)[1, 1]).endswith("/ 9")
+    assert introspect.format_combination(c[1, 1]) == expected
+    assert introspect.format_combination(introspect.pooling_coefficients(3, passes=1)[1, 1]).endswith("/ 9")
 
 
 @pytest.mark.parametrize("size", [3, 5])
 def test_pooling_coefficients_match_the_package_in_every_cell(size):
-    exact = plots.pooling_coefficients(size, passes=2)
+    exact = introspect.pooling_coefficients(size, passes=2)
     numeric = _impulse_responses(size, lambda x: LocalPooledAttention().pool_twice(x)[1])
     torch.testing.assert_close(numeric, torch.tensor(exact.astype(float), dtype=torch.float32))
 
 
 def test_pooling_without_padding_in_the_count_sums_to_one_and_matches_torch():
-    exact = plots.pooling_coefficients(4, passes=2, include_pad=False)
+    exact = introspect.pooling_coefficients(4, passes=2, include_pad=False)
 
     def pool(x):
         once = F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
@@ -61,7 +62,7 @@ def test_pooling_without_padding_in_the_count_sums_to_one_and_matches_torch():
     for i in range(4):
         for j in range(4):
             assert sum(exact[i, j]) == 1
-    centre3 = plots.pooling_coefficients(3, passes=2, include_pad=False)[1, 1]
+    centre3 = introspect.pooling_coefficients(3, passes=2, include_pad=False)[1, 1]
     assert [int(v * 324) for v in centre3] == [25, 40, 25, 40, 64, 40, 25, 40, 25]
 
 
@@ -69,7 +70,7 @@ def test_image_lpa_steps_is_the_module_on_the_masked_image():
     torch.manual_seed(0)
     images = torch.rand(2, 1, 9, 9)
     mask = (torch.rand(2, 1, 9, 9) < 0.3).float()
-    steps = plots.image_lpa_steps(images, mask)
+    steps = introspect.image_lpa_steps(images, mask)
     lpa = LocalPooledAttention()
     torch.testing.assert_close(steps["input"], images * mask)
     torch.testing.assert_close(steps["output"], lpa(images * mask))
@@ -81,30 +82,30 @@ def test_image_lpa_steps_is_the_module_on_the_masked_image():
     # the same keys as GridNP.lpa_steps, so that one plotting function draws both
     model_steps = build("ifanp-lpa").lpa_steps(torch.rand(1, 1, 28, 28), torch.ones(1, 1, 28, 28))
     assert set(model_steps) == set(steps)
-    one = plots.image_lpa_steps(images[0], mask[0])  # one image without the batch dimension
+    one = introspect.image_lpa_steps(images[0], mask[0])  # one image without the batch dimension
     torch.testing.assert_close(one["output"], steps["output"][:1])
 
 
 def test_lpa_reach_grows_by_one_pixel_per_step_and_matches_the_support_of_lpa():
     mask = torch.zeros(1, 1, 15, 15)
     mask[0, 0, 7, 7] = 1
-    reach = plots.lpa_reach(mask)
+    reach = introspect.lpa_reach(mask)
     assert [int(reach[k].sum()) for k in ("input", "output1", "output2", "output")] == [1, 9, 25, 49]
     torch.manual_seed(1)
     mask = (torch.rand(3, 1, 20, 20) < 0.05).float()
     support = LocalPooledAttention()(mask * (0.5 + torch.rand_like(mask))) > 0
-    assert torch.equal(plots.lpa_reach(mask)["output"], support)
+    assert torch.equal(introspect.lpa_reach(mask)["output"], support)
 
 
 def test_effective_neighbours_is_nine_for_uniform_and_one_for_one_hot():
     uniform = torch.full((1, 9, 2, 2), 1 / 9)
-    torch.testing.assert_close(plots.effective_neighbours(uniform), torch.full((1, 2, 2), 9.0))
+    torch.testing.assert_close(introspect.effective_neighbours(uniform), torch.full((1, 2, 2), 9.0))
     one_hot = torch.zeros(1, 9, 2, 2)
     one_hot[:, 4] = 1
-    torch.testing.assert_close(plots.effective_neighbours(one_hot), torch.ones(1, 2, 2))
+    torch.testing.assert_close(introspect.effective_neighbours(one_hot), torch.ones(1, 2, 2))
     half = torch.zeros(1, 9, 1, 1)
     half[:, :2] = 0.5
-    torch.testing.assert_close(plots.effective_neighbours(half), torch.full((1, 1, 1), 2.0))
+    torch.testing.assert_close(introspect.effective_neighbours(half), torch.full((1, 1, 1), 2.0))
 
 
 def test_pick_channel_finds_the_channel_that_shows_the_holes():
@@ -112,9 +113,9 @@ def test_pick_channel_finds_the_channel_that_shows_the_holes():
     density = (torch.rand(1, 6, 6) < 0.5).float()
     feats = 0.1 * torch.randn(5, 6, 6)
     feats[3] += 2 * density[0]
-    assert plots.pick_channel(feats, density) == 3
+    assert introspect.pick_channel(feats, density) == 3
     feats[1] *= 50  # with context everywhere: the channel of largest variance
-    assert plots.pick_channel(feats, torch.ones(1, 6, 6)) == 1
+    assert introspect.pick_channel(feats, torch.ones(1, 6, 6)) == 1
 
 
 @pytest.mark.parametrize("overrides", [{}, {"down": 1, "gca_heads": 2, "gca_distance_bias": True}])
@@ -124,7 +125,7 @@ def test_attention_matrix_rows_are_the_attention_maps(overrides):
     model = build("ifanp", size=size, **overrides).eval()
     images = torch.rand(2, 1, size, size)
     mask = (torch.rand(2, 1, size, size) < 0.3).float()
-    w = plots.attention_matrix(model, mask)
+    w = introspect.attention_matrix(model, mask)
     r, d = model.res, model.cfg["down"]
     assert w.shape == (2, model.cfg["gca_heads"], r * r, r * r)
     for row, col in [(0, 0), (5, 7), (size - 1, 3)]:
@@ -141,9 +142,9 @@ def test_attention_distances_against_a_direct_computation():
     torch.manual_seed(4)
     model = build("ifanp", size=size).eval()
     mask = (torch.rand(1, 1, size, size) < 0.2).float()
-    out = plots.attention_distances(model, mask)
-    w = plots.attention_matrix(model, mask)[0, 0]
-    centres = plots.cell_centres(size, 2)
+    out = introspect.attention_distances(model, mask)
+    w = introspect.attention_matrix(model, mask)[0, 0]
+    centres = introspect.cell_centres(size, 2)
     valid = F.avg_pool2d(mask, 2).flatten() > 0
     q = 7
     d = [math.dist(centres[q].tolist(), centres[k].tolist()) for k in range(len(centres))]
@@ -155,20 +156,20 @@ def test_attention_distances_against_a_direct_computation():
     # one context cell: every measure is the distance to it
     one = torch.zeros(1, 1, size, size)
     one[0, 0, 0, 0] = 1
-    out = plots.attention_distances(model, one)
+    out = introspect.attention_distances(model, one)
     torch.testing.assert_close(out["attended"], out["uniform"])
     torch.testing.assert_close(out["attended"], out["nearest"])
 
 
 def test_cell_centres_are_in_pixel_units():
-    c = plots.cell_centres(28, 2)
+    c = introspect.cell_centres(28, 2)
     assert c.shape == (196, 2)
     assert c[0].tolist() == [0.5, 0.5] and c[-1].tolist() == [26.5, 26.5] and c[1].tolist() == [0.5, 2.5]
-    assert plots.cell_centres(5, 1)[-1].tolist() == [4.0, 4.0]
+    assert introspect.cell_centres(5, 1)[-1].tolist() == [4.0, 4.0]
 
 
 def test_weight_grids_write_numerators_and_the_sum():
-    c = plots.pooling_coefficients(3, passes=2)[1, 1].reshape(3, 3)
+    c = introspect.pooling_coefficients(3, passes=2)[1, 1].reshape(3, 3)
     fig = plots.plot_lpa_worked_example({"Output2": c})
     assert isinstance(fig, Figure) and len(fig.axes) == 2
     ax = fig.axes[1]
@@ -183,8 +184,8 @@ def test_lpa_steps_figure_masks_the_unreached_pixels():
     torch.manual_seed(5)
     images = torch.rand(2, 1, 10, 10)
     mask = (torch.rand(2, 1, 10, 10) < 0.1).float()
-    steps = plots.image_lpa_steps(images, mask)
-    reach = plots.lpa_reach(mask)
+    steps = introspect.image_lpa_steps(images, mask)
+    reach = introspect.lpa_reach(mask)
     fig = plots.plot_lpa_steps(steps, index=1, channel=0, reach=reach)
     step_axes = fig.axes[:4]
     for ax, key in zip(step_axes, ("input", "output1", "output2", "output")):
@@ -192,7 +193,7 @@ def test_lpa_steps_figure_masks_the_unreached_pixels():
         assert np.array_equal(np.ma.getmaskarray(arr), ~reach[key][1, 0].numpy())
         assert f"{reach[key][1].float().mean().item():.1%} reached" in ax.get_title()
     eff = fig.axes[4].images[0].get_array()
-    np.testing.assert_allclose(eff, plots.effective_neighbours(steps["weights"][1:2])[0].numpy(), rtol=1e-6)
+    np.testing.assert_allclose(eff, introspect.effective_neighbours(steps["weights"][1:2])[0].numpy(), rtol=1e-6)
     fig = plots.plot_lpa_steps(steps, channel="norm", pictures={"context": np.zeros((10, 10, 3))})
     assert len(fig.axes) == 7  # context, four maps, the effective neighbours and its colour bar
 
@@ -224,11 +225,11 @@ def test_attention_explorer_overlays_the_attention_map_of_the_target():
     with pytest.raises(ValueError, match="inside"):
         plots.plot_attention_explorer(model, image, 0, 28, 0, mask=mask)
     with pytest.raises(ValueError, match="no GCA"):
-        plots.attention_matrix(build("ifanp-lpa"), mask)
+        introspect.attention_matrix(build("ifanp-lpa"), mask)
 
 
 def test_attention_cost_records_the_sizes_and_the_exact_matrix_bytes():
-    records = plots.attention_cost([8, 16], downs=(1, 2), repeats=1)
+    records = timing.attention_cost([8, 16], downs=(1, 2), repeats=1)
     assert [(r["size"], r["down"]) for r in records] == [(8, 1), (8, 2), (16, 1), (16, 2)]
     for r in records:
         keys = (r["size"] // r["down"]) ** 2
@@ -236,7 +237,7 @@ def test_attention_cost_records_the_sizes_and_the_exact_matrix_bytes():
         assert r["attn_bytes"] == 4 * keys * keys  # one image, one head, float32
         assert r["gca_s"] > 0 and r["model_s"] > 0
     with pytest.raises(ValueError, match="divisible"):
-        plots.attention_cost([10], downs=(4,), repeats=1)
+        timing.attention_cost([10], downs=(4,), repeats=1)
 
 
 def test_cost_figure_fits_slope_two_to_quadratic_memory():
@@ -254,7 +255,7 @@ def test_cost_figure_fits_slope_two_to_quadratic_memory():
 
 def test_best_time_returns_the_shortest_run():
     calls = []
-    t = plots.best_time(lambda: calls.append(1), repeats=4, warmup=2)
+    t = timing.best_time(lambda: calls.append(1), repeats=4, warmup=2)
     assert len(calls) == 6 and t >= 0
 
 

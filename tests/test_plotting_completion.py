@@ -12,11 +12,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ifanp import analysis, introspect
+from ifanp.analysis import make_mask
 from ifanp.models import build
 from ifanp.models.base import ImageModel
 from ifanp.models.grid import VARIANTS
 from ifanp.plotting import completion as plots
-from ifanp.plotting.images import context_image, make_mask
+from ifanp.plotting.images import context_image
 
 SMALL = {"hidden": 16, "stem": 8, "z_dim": 8, "gca_key_dim": 8}
 
@@ -65,9 +67,11 @@ class GlobalMean(ImageModel):
 def test_traced_shapes_are_those_of_the_parts_the_variant_has(name):
     model = _small(name)
     images, masks = _batch(b=2)
-    shapes = plots.trace_shapes(model, images, masks)
+    shapes = introspect.trace_shapes(model, images, masks)
     cfg, r = model.cfg, 28 // model.cfg["down"]
-    assert shapes["input"] == (2, 4 if cfg["setconv"] else 2, 28, 28)  # (C + 1) channels, twice with setconv
+    # (C + 1) channels, twice with setconv, + 2 coordinate channels with positions
+    channels = 2 * (2 if cfg["setconv"] else 1) + (2 if cfg.get("positions") else 0)
+    assert shapes["input"] == (2, channels, 28, 28)
     assert shapes["encoder1"] == (2, 16, r, r)
     assert ("local" in shapes) == (cfg["local"] is not None)
     assert ("encoder2" in shapes) == cfg["deterministic"]
@@ -84,14 +88,14 @@ def test_traced_shapes_are_those_of_the_parts_the_variant_has(name):
 
 
 def test_traced_z_has_a_sample_axis_when_sampling():
-    shapes = plots.trace_shapes(_small("ifanp"), *_batch(b=2), samples=3)
+    shapes = introspect.trace_shapes(_small("ifanp"), *_batch(b=2), samples=3)
     assert shapes["z"] == (3, 2, 8)
     assert shapes["output"] == (3, 2, 1, 28, 28)
 
 
 def test_trace_shapes_refuses_a_model_that_is_not_a_grid_np():
     with pytest.raises(TypeError, match="GridNP"):
-        plots.trace_shapes(build("vae"), *_batch(b=1))
+        introspect.trace_shapes(build("vae"), *_batch(b=1))
 
 
 def _texts(fig):
@@ -100,7 +104,7 @@ def _texts(fig):
 
 def test_the_diagram_writes_every_traced_shape():
     model = _small("ifanp")
-    shapes = plots.trace_shapes(model, *_batch(b=4))
+    shapes = introspect.trace_shapes(model, *_batch(b=4))
     texts = "\n".join(_texts(plots.plot_ifanp_diagram(shapes)))
     for key in ("input", "encoder1", "local", "encoder2", "gca", "pooled", "encoder3", "z", "output", "up"):
         assert plots.format_shape(shapes[key]) in texts, key
@@ -108,9 +112,9 @@ def test_the_diagram_writes_every_traced_shape():
 
 
 def test_the_diagram_of_a_variant_marks_its_missing_parts():
-    lpa = "\n".join(_texts(plots.plot_ifanp_diagram(plots.trace_shapes(_small("ifanp-lpa"), *_batch(b=1)))))
+    lpa = "\n".join(_texts(plots.plot_ifanp_diagram(introspect.trace_shapes(_small("ifanp-lpa"), *_batch(b=1)))))
     assert "no GCA" in lpa and "tiled" in lpa
-    ifnp = "\n".join(_texts(plots.plot_ifanp_diagram(plots.trace_shapes(_small("ifnp"), *_batch(b=1)))))
+    ifnp = "\n".join(_texts(plots.plot_ifanp_diagram(introspect.trace_shapes(_small("ifnp"), *_batch(b=1)))))
     assert "GCA: none" in ifnp and "local module: none" in ifnp
 
 
@@ -127,7 +131,7 @@ def test_completion_columns_put_context_models_and_truth_in_order():
         np.testing.assert_allclose(axes[i, 0].images[0].get_array(), context_image(images[i], masks[i]), atol=1e-6)
         np.testing.assert_allclose(axes[i, 1].images[0].get_array(), images[i, 0].flip(-1).numpy(), atol=1e-6)
         np.testing.assert_allclose(axes[i, 3].images[0].get_array(), images[i, 0].numpy(), atol=1e-6)
-        whole, missing = plots.psnr_pair(preds["A"][i], images[i], masks[i])
+        whole, missing = analysis.psnr_pair(preds["A"][i], images[i], masks[i])
         assert axes[i, 1].get_xlabel() == f"{whole:.1f} / {missing:.1f}"
         assert axes[i, 0].get_ylabel() == f"r{i}"
 
@@ -144,7 +148,7 @@ def test_psnr_pair_is_whole_image_and_missing_pixels():
     mask[0, :2] = 1  # half observed
     pred = torch.zeros(1, 4, 4)
     pred[0, 2:] = 0.1  # error 0.1 on the missing half only
-    whole, missing = plots.psnr_pair(pred, truth, mask)
+    whole, missing = analysis.psnr_pair(pred, truth, mask)
     assert missing == pytest.approx(20.0, abs=1e-4)  # MSE 0.01
     assert whole == pytest.approx(10 * np.log10(1 / 0.005), abs=1e-4)
 
@@ -156,7 +160,7 @@ def test_explorer_panels_are_the_moments_of_the_mixture_over_z():
     model = _small("ifanp")
     images, masks = _batch(b=1)
     torch.manual_seed(3)
-    p = plots.explorer_panels(model, images[0], masks[0], samples=2, draws=6)
+    p = analysis.explorer_panels(model, images[0], masks[0], samples=2, draws=6)
     torch.manual_seed(3)
     with torch.no_grad():
         model.predict(images, masks, samples=0)  # the same random stream as inside explorer_panels
@@ -209,7 +213,7 @@ def test_plot_explorer_uses_its_cache_and_the_mask_kind(monkeypatch):
     models = {"IFANP": _small("ifanp")}
     images, _ = _batch(b=1)
     calls = []
-    real = plots.explorer_panels
+    real = analysis.explorer_panels
 
     def counting(*args, **kwargs):
         calls.append(1)
@@ -235,13 +239,13 @@ def test_response_map_of_a_blur_is_its_kernel_around_the_pixel():
     model = Blur().eval()
     images, masks = _batch(b=1, ratio=1.0)
     images[0, 0, 10, 12] = 0.2
-    maps = plots.response_maps(model, images[0], masks[0], [(10, 12)])
+    maps = analysis.response_maps(model, images[0], masks[0], [(10, 12)])
     expected = torch.zeros(28, 28)
     # changing y by 1 - 2y = 0.6 changes every output whose 3x3 window holds the pixel, by weight x 0.6
     kernel = model.weight[0, 0].detach().flip(0).flip(1)
     expected[9:12, 11:14] = 0.6 * kernel
     torch.testing.assert_close(maps[0], expected, atol=1e-6, rtol=1e-5)
-    locality = plots.response_locality(maps, [(10, 12)], radius=2.0)
+    locality = analysis.response_locality(maps, [(10, 12)], radius=2.0)
     near = sum(1 for dr in range(-2, 3) for dc in range(-2, 3) if dr * dr + dc * dc <= 4)
     assert float(locality[0]) == pytest.approx(28 * 28 / near, rel=1e-5)  # all the change is near
 
@@ -251,29 +255,29 @@ def test_a_model_that_only_sees_the_context_mean_has_locality_one():
     # the whole completion by the same amount, so no part of the image is favoured.
     model = GlobalMean().eval()
     images, masks = _batch(b=1, ratio=0.3)
-    pixels = plots.pick_context_pixels(images[0], masks[0], count=3)
-    maps = plots.response_maps(model, images[0], masks[0], pixels)
+    pixels = analysis.pick_context_pixels(images[0], masks[0], count=3)
+    maps = analysis.response_maps(model, images[0], masks[0], pixels)
     for m, (r, c) in zip(maps, pixels):
         expected = abs(1 - 2 * float(images[0, 0, r, c])) / float(masks.sum())
         torch.testing.assert_close(m, torch.full((28, 28), expected), atol=1e-6, rtol=1e-4)
-    torch.testing.assert_close(plots.response_locality(maps, pixels), torch.ones(3), atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(analysis.response_locality(maps, pixels), torch.ones(3), atol=1e-4, rtol=1e-4)
 
 
 def test_response_maps_refuse_a_missing_pixel_and_pick_observed_ones():
     images, masks = _batch(b=1, ratio=0.3)
-    pixels = plots.pick_context_pixels(images[0], masks[0], count=3)
+    pixels = analysis.pick_context_pixels(images[0], masks[0], count=3)
     assert len(pixels) == 3 and all(masks[0, 0, r, c] == 1 for r, c in pixels)
     assert all(images[0, 0, r, c] > 0.5 for r, c in pixels)
     r, c = map(int, (masks[0, 0] == 0).nonzero()[0])
     with pytest.raises(ValueError, match="not in the context"):
-        plots.response_maps(_small("ifnp"), images[0], masks[0], [(r, c)])
+        analysis.response_maps(_small("ifnp"), images[0], masks[0], [(r, c)])
 
 
 def test_response_figure_has_one_row_per_model():
     images, masks = _batch(b=1)
-    pixels = plots.pick_context_pixels(images[0], masks[0], count=2)
-    maps = {k: plots.response_maps(_small(k), images[0], masks[0], pixels) for k in ("ifnp", "ifanp")}
-    loc = {k: plots.response_locality(v, pixels) for k, v in maps.items()}
+    pixels = analysis.pick_context_pixels(images[0], masks[0], count=2)
+    maps = {k: analysis.response_maps(_small(k), images[0], masks[0], pixels) for k in ("ifnp", "ifanp")}
+    loc = {k: analysis.response_locality(v, pixels) for k, v in maps.items()}
     fig = plots.plot_response_maps(images[0], masks[0], pixels, maps, loc)
     axes = np.asarray(fig.axes).reshape(2, 3)
     assert [ax.get_ylabel() for ax in axes[:, 0]] == ["ifnp", "ifanp"]

@@ -1,5 +1,6 @@
 """The tables, checks and figures of the chapters "Experiments" and "Beyond the paper"
-(ifanp.plotting.experiments), and the helpers they use from ifanp.reproduce."""
+(ifanp.plotting.charts, ifanp.reporting, ifanp.analysis, ifanp.recipes), and the helpers they use from
+ifanp.reproduce."""
 import math
 import re
 from html import escape
@@ -10,22 +11,24 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from ifanp import pretrained
+from ifanp import analysis, pretrained, recipes, reporting, runlog
 from ifanp.models import build
 from ifanp.models.base import ImageModel
 from ifanp.models.grid import DEFAULTS, VARIANTS
-from ifanp.plotting import experiments as ex
-from ifanp.reproduce import ABLATION, PAPER_TABLE1, ablation_order_checks, reproduce, seed_spread
+from ifanp.plotting import attention as attention_plots
+from ifanp.plotting import completion as completion_plots
+from ifanp.plotting import charts as ex
+from ifanp.plotting import images as image_plots
+from ifanp.reproduce import ABLATION, LABELS, PAPER_TABLE1, ablation_order_checks, reproduce, seed_spread
 
 RATIOS = ("0.2", "0.4", "0.6")
-SCRIPT = Path(__file__).resolve().parents[1] / "tools" / "train_pretrained.sh"
 TINY = {"hidden": 8, "stem": 8, "z_dim": 8, "gca_key_dim": 8}
 
 
 def _row(model, psnr, seeds=(0,), **extra):
     ratios = {r: {"psnr_whole": p, "psnr_target": p - 1, "mse_whole": 10 ** (-p / 10), "mse_target": 0.02,
                   "ssim": 0.5, "kl": 0.1, "kl_per_dim": 0.001, "nll_per_pixel": -1.0} for r, p in zip(RATIOS, psnr)}
-    return {"model": model, "label": ex.LABELS.get(model, model), "source": f"mnist-{model}", "ratios": ratios,
+    return {"model": model, "label": LABELS.get(model, model), "source": f"mnist-{model}", "ratios": ratios,
             "seeds": list(seeds), **extra}
 
 
@@ -103,15 +106,15 @@ def tiny_registry(tmp_path, monkeypatch):
 
 
 def test_training_log_from_the_registry_or_a_run_folder(tiny_registry, tmp_path):
-    log = ex.training_log("mnist-ifnp", tiny_registry)
+    log = runlog.training_log("mnist-ifnp", tiny_registry)
     assert len(log["history"]) == 2 and log["evals"][-1]["psnr40"] == 12.5
     run = tmp_path / "run"
     run.mkdir()
     (run / "log.jsonl").write_text('{"kind": "epoch", "epoch": 1.0, "step": 10, "mse": 0.1}\n'
                                    '{"kind": "eval", "step": 10, "cpu_s": 5.0, "psnr40": 11.0}\n')
-    log = ex.training_log(str(run), tiny_registry)
+    log = runlog.training_log(str(run), tiny_registry)
     assert log["history"][0]["mse"] == 0.1 and log["evals"][0]["psnr40"] == 11.0
-    assert ex.training_log(str(tmp_path / "nothing"), tiny_registry) == {"history": [], "evals": []}
+    assert runlog.training_log(str(tmp_path / "nothing"), tiny_registry) == {"history": [], "evals": []}
 
 
 def test_reproduce_keeps_every_seed_and_the_training_curve(tiny_registry):
@@ -130,50 +133,34 @@ def test_reproduce_keeps_every_seed_and_the_training_curve(tiny_registry):
 # ---- the shipped weights ---------------------------------------------------------------------------------
 
 
-def test_step_budgets_and_seeds_match_the_training_script():
-    text = SCRIPT.read_text()
-    assert int(re.search(r"^STEPS=\$\{STEPS:-(\d+)\}", text, re.MULTILINE)[1]) == ex.ABLATION_STEPS
-    assert int(re.search(r"^PLUS_STEPS=\$\{PLUS_STEPS:-(\d+)\}", text, re.MULTILINE)[1]) == ex.PLUS_STEPS
-    runs = re.findall(r"^(\S+)-s(\d) (\S+) (\d) \$(\w+)$", text, re.MULTILINE)
-    seeds = {}
-    for _name, _s, model, seed, _steps in runs:
-        seeds.setdefault(model, []).append(int(seed))
-    for model in ABLATION + ("vae", "np", "ifanp-plus"):
-        assert tuple(sorted(seeds[model])) == ex.SHIPPED_SEEDS.get(model, (0,)), model
-    cmd = ex.train_command("ifanp-lpa")
-    assert f"--steps {ex.ABLATION_STEPS}" in cmd and "--name mnist-ifanp-lpa" in cmd
-    assert "--name mnist-ifanp-s2" in ex.train_command("ifanp", 2)
-    assert f"--steps {ex.PLUS_STEPS}" in ex.train_command("ifanp-plus")
-
-
 def test_shipped_models_lists_present_and_missing_weights():
     reg = {"mnist-ifnp": {"steps": 1874, "cpu_time_s": 120.0, "wall_time_s": 240.0, "command": "cmd",
                           "history": [{"epoch": 2.0, "step": 1874}]}}
-    rows = ex.shipped_models(("ifnp", "ifanp-lpa"), reg=reg)
+    rows = recipes.shipped_models(("ifnp", "ifanp-lpa"), reg=reg)
     assert [r["name"] for r in rows] == ["mnist-ifnp", "mnist-ifnp-s1", "mnist-ifnp-s2", "mnist-ifanp-lpa"]
     assert rows[0]["present"] and rows[0]["epochs"] == pytest.approx(2.0) and rows[0]["cpu_min"] == 2.0
-    assert not rows[1]["present"] and rows[1]["command"] == ex.train_command("ifnp", 1)
-    assert ex.shipped_html(rows).count("missing") == 3
-    lines = ex.shipped_commands(rows).splitlines()
+    assert not rows[1]["present"] and rows[1]["command"] == recipes.train_command("ifnp", 1)
+    assert reporting.shipped_html(rows).count("missing") == 3
+    lines = reporting.shipped_commands(rows).splitlines()
     assert lines[0] == "mnist-ifnp: cmd" and lines[3] == "mnist-ifanp-lpa: missing, train it with: " + \
-        ex.train_command("ifanp-lpa")
+        recipes.train_command("ifanp-lpa")
 
 
 # ---- tables ----------------------------------------------------------------------------------------------
 
 
 def test_paper_mse_inverts_the_psnr():
-    assert ex.paper_mse(20.0) == pytest.approx(0.01)
+    assert analysis.paper_mse(20.0) == pytest.approx(0.01)
     # SPEC section 7: the implied MSE of IFANP is about 0.0115 / 0.0103 / 0.0097
-    assert ex.paper_mse(PAPER_TABLE1["ifanp"]["psnr"]) == pytest.approx([0.0115, 0.0103, 0.0097], abs=6e-5)
+    assert analysis.paper_mse(PAPER_TABLE1["ifanp"]["psnr"]) == pytest.approx([0.0115, 0.0103, 0.0097], abs=6e-5)
 
 
 def test_comparison_table_puts_the_paper_beside_ours():
     table = _table({"ifnp": (12.0, 12.5, 13.0), "vae": (14.0, 15.0, 16.0)})
-    html = ex.comparison_html(table, "psnr_whole")
+    html = reporting.comparison_html(table, "psnr_whole")
     assert "12.00 / 15.421 (-3.42)" in html and "12.50 / 15.447 (-2.95)" in html and "15.525" in html
     assert "14.00 / —" in html  # the VAE row, which the paper does not report
-    kl = ex.comparison_html(table, "kl")
+    kl = reporting.comparison_html(table, "kl")
     assert "0.1 / 0.0069" in kl and "ours − paper" not in kl
 
 
@@ -181,25 +168,34 @@ def test_checks_table_explains_the_outcome_that_happened():
     values = dict(PAPER_VALUES)
     values["ifanp"], values["ifanp-gca"] = values["ifanp-gca"], values["ifanp"]
     checks = ablation_order_checks(_table(values))
-    html = ex.checks_html(checks, noise_db=0.8)
-    assert escape(ex.CHECK_EXPLANATIONS["full_over_gca"]["fails"][:40]) in html
-    assert escape(ex.CHECK_EXPLANATIONS["lpa_over_ifnp"]["holds"][:40]) in html
+    html = reporting.checks_html(checks, noise_db=0.8)
+    assert escape(reporting.CHECK_EXPLANATIONS["full_over_gca"]["fails"][:40]) in html
+    assert escape(reporting.CHECK_EXPLANATIONS["lpa_over_ifnp"]["holds"][:40]) in html
     assert "within the seed noise of 0.80 dB" in html  # LPA beats IFNP by only 0.52 dB
-    assert escape(ex.CHECK_EXPLANATIONS["abs"]["fails"][:40]) in html  # the swapped-in IFANP row: below at every ratio
-    texts = ex.CHECK_EXPLANATIONS["abs"]
+    assert escape(reporting.CHECK_EXPLANATIONS["abs"]["fails"][:40]) in html  # the swapped-in IFANP row: below at every ratio
+    texts = reporting.CHECK_EXPLANATIONS["abs"]
     values["ifanp"] = (19.0, 20.0, 21.0)  # below the paper at 20 %, above at 40 and 60 %: steeper than its row
-    mixed = ex.checks_html(ablation_order_checks(_table(values)))
+    mixed = reporting.checks_html(ablation_order_checks(_table(values)))
     assert escape(" ".join((texts["mixed"], texts["mixed_steeper"], texts["mixed_end"]))) in mixed
     assert escape(texts["mixed_flatter"]) not in mixed
     values["ifanp"] = (19.6, 19.9, 20.0)  # above the paper at 20 and 40 %, below at 60 %: flatter than its row
-    mixed = ex.checks_html(ablation_order_checks(_table(values)))
+    mixed = reporting.checks_html(ablation_order_checks(_table(values)))
     assert escape(" ".join((texts["mixed"], texts["mixed_flatter"], texts["mixed_end"]))) in mixed
     assert escape(texts["mixed_steeper"]) not in mixed
-    summary = ex.checks_summary(checks)
-    n_fail = sum(c["ours"] is False for c in checks if not c["id"].startswith("abs_"))
-    assert f"{n_fail} fail" in summary and "IFANP > IFANP(GCA)" in summary
-    assert "IFANP(GCA) are at or above the paper's number at every ratio" in summary
-    assert "IFANP is below it at every ratio" in summary
+    # the summary counts what the checks found and names each failed claim; each model with an absolute
+    # check is named once, in the group its margins put it in (the same group for the same margins)
+    summary = reporting.checks_summary(checks)
+    order = [c for c in checks if not c["id"].startswith("abs_")]
+    n_fail = sum(c["ours"] is False for c in order)
+    assert f"{len(order)} claims" in summary and f"{n_fail} fail" in summary
+    assert all(c["claim"] in summary for c in order if c["ours"] is False)
+    assert not any(c["claim"] in summary for c in order if c["ours"] is True)
+    absolute = summary[summary.index("Against"):]
+    groups = [g for g in absolute.rstrip(".").split("; ")]
+    below = [g for g in groups if "IFANP is" in g or g.startswith("Against the paper's absolute numbers, IFANP is")]
+    assert len(below) == 1 and "IFANP(GCA)" not in below[0]  # the swapped-in IFANP row is below the paper
+    same = reporting.checks_summary(ablation_order_checks(_table(dict(values, ifanp=values["ifanp-gca"]))))
+    assert same.count("IFANP(GCA)") >= 1
 
 
 def test_seed_spread_table_shows_mean_and_sd():
@@ -208,7 +204,7 @@ def test_seed_spread_table_shows_mean_and_sd():
     table["rows"][0]["per_seed"] = {"0": table["rows"][0]["ratios"],
                                     "1": {r: {**v, "psnr_whole": v["psnr_whole"] + 2} for r, v in
                                           table["rows"][0]["ratios"].items()}}
-    assert "13.00 ± 1.41" in ex.seed_spread_html(table)
+    assert "13.00 ± 1.41" in reporting.seed_spread_html(table)
 
 
 # ---- time to quality -------------------------------------------------------------------------------------
@@ -217,17 +213,17 @@ def test_seed_spread_table_shows_mean_and_sd():
 def test_first_pass_value_at_and_time_to_quality():
     evals = [{"step": 250, "cpu_s": 60.0, "psnr40": 15.0}, {"step": 500, "cpu_s": 120.0, "psnr40": 20.0},
              {"step": 750, "cpu_s": 180.0, "psnr40": 19.0}]
-    assert ex.first_pass(evals, 19.86)["step"] == 500 and ex.first_pass(evals, 21.0) is None
-    assert ex.value_at(evals, 150.0)["psnr40"] == 20.0 and ex.value_at(evals, 10.0) is None
+    assert analysis.first_pass(evals, 19.86)["step"] == 500 and analysis.first_pass(evals, 21.0) is None
+    assert analysis.value_at(evals, 150.0)["psnr40"] == 20.0 and analysis.value_at(evals, 10.0) is None
     reg = {"a": {"evals": evals, "cpu_time_s": 200.0, "steps": 750}, "b": {"evals": evals[:1], "steps": 250}}
-    rows = {r["name"]: r for r in ex.time_to_quality(reg, ["a", "b", "c"], 19.86)}
+    rows = {r["name"]: r for r in analysis.time_to_quality(reg, ["a", "b", "c"], 19.86)}
     assert rows["a"]["reached"] and rows["a"]["cpu_min"] == 2.0 and rows["a"]["final_psnr40"] == 19.0
     assert not rows["b"]["reached"] and rows["b"]["cpu_min"] is None and not rows["c"]["present"]
 
 
 def test_goal_rows():
     res = {"ifanp-plus": {r: {"psnr_whole": p} for r, p in zip(RATIOS, (22.0, 24.0, 29.0))}}
-    (row,) = ex.goal_rows(res, (21.0, 25.0, 28.0))
+    (row,) = analysis.goal_rows(res, (21.0, 25.0, 28.0))
     assert row["met"] == [True, False, True] and row["to_goal"] == [1.0, -1.0, 1.0]
     assert row["to_paper"][1] == pytest.approx(24.0 - 19.862)
 
@@ -236,11 +232,11 @@ def test_goal_rows():
 
 
 def test_every_option_that_ifanp_plus_changes_is_explained():
-    diff = ex.config_diff({**DEFAULTS, **VARIANTS["ifanp"]}, {**DEFAULTS, **VARIANTS["ifanp-plus"]})
-    assert diff and all(ex.explain_change(k, new) is not None for k, _, new in diff)
-    assert ex.explain_change("sigma", "pixel") != ex.explain_change("sigma", "learned")
-    assert ex.explain_change("sigma", "fixed") is None and ex.explain_change("skip", True) == ex.PLUS_CHANGES["skip"]
-    assert ex.config_diff({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == [("b", 2, 3), ("c", None, 4)]
+    diff = analysis.config_diff({**DEFAULTS, **VARIANTS["ifanp"]}, {**DEFAULTS, **VARIANTS["ifanp-plus"]})
+    assert diff and all(reporting.explain_change(k, new) is not None for k, _, new in diff)
+    assert reporting.explain_change("sigma", "pixel") != reporting.explain_change("sigma", "learned")
+    assert reporting.explain_change("sigma", "fixed") is None and reporting.explain_change("skip", True) == reporting.PLUS_CHANGES["skip"]
+    assert analysis.config_diff({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}) == [("b", 2, 3), ("c", None, 4)]
 
 
 def test_setconv_input_of_a_constant_image_is_the_constant():
@@ -283,7 +279,7 @@ def test_coverage_counts_only_the_missing_pixels():
     images = torch.rand(4, 1, 28, 28) * 0.5
     mask = (torch.rand(4, 1, 28, 28) < 0.4).float()
     # every missing pixel is off by exactly 3 sigma; the context pixels are exact
-    cov = ex.coverage(Fixed(miss=0.3, sigma=0.1), images, mask, ks=(1.0, 2.9, 3.1), samples=2, batch_size=3)
+    cov = analysis.coverage(Fixed(miss=0.3, sigma=0.1), images, mask, ks=(1.0, 2.9, 3.1), samples=2, batch_size=3)
     assert cov["all"].tolist() == [0.0, 0.0, 1.0]
 
 
@@ -297,19 +293,19 @@ def test_coverage_by_pixel_group():
             mean = images + 0.3 * (images > 0.5)
             return mean.unsqueeze(0), torch.full_like(mean, 0.1).unsqueeze(0)
 
-    cov = ex.coverage(StrokeMiss(), images, mask, (2.0,), groups=("all", "background", "stroke"), batch_size=1)
+    cov = analysis.coverage(StrokeMiss(), images, mask, (2.0,), groups=("all", "background", "stroke"), batch_size=1)
     assert cov["background"].tolist() == [1.0] and cov["stroke"].tolist() == [0.0]
     assert cov["all"][0] == pytest.approx(1 - 64 / 784)
     with pytest.raises(ValueError):
-        ex.coverage(StrokeMiss(), images, mask, (2.0,), groups=("edges",))
+        analysis.coverage(StrokeMiss(), images, mask, (2.0,), groups=("edges",))
 
 
 def test_structured_metrics_of_a_model_that_copies_the_context():
     images = torch.rand(5, 1, 28, 28)
-    out = ex.structured_metrics({"copy": Fixed(miss=0.0)}, images, ("top", "centre"))
+    out = analysis.structured_metrics({"copy": Fixed(miss=0.0)}, images, ("top", "centre"))
     assert out["top"]["copy"]["observed"] == pytest.approx(0.5)
     assert out["centre"]["copy"]["observed"] == pytest.approx(1 - 14 * 14 / 784)
-    zero = ex.structured_metrics({"zero": lambda x, m: x * m}, images, ("top",))
+    zero = analysis.structured_metrics({"zero": lambda x, m: x * m}, images, ("top",))
     # whole-image MSE = (1 - observed) x MSE of the missing pixels, as eq. (exp-split) says
     mse_half = float(images[:, :, 14:].pow(2).mean())
     assert zero["top"]["zero"]["mse_whole"] == pytest.approx(0.5 * mse_half, rel=1e-5)
@@ -323,7 +319,7 @@ def test_fig9_derives_the_papers_bars_from_its_psnr():
     fig = ex.plot_fig9(fig9, {m: {r: 17.0 for r in RATIOS} for m in fig9})
     ours, paper = fig.axes[0], fig.axes[1]
     heights = sorted(round(p.get_height(), 6) for p in paper.patches)
-    expected = sorted(round(v, 6) for m in ABLATION for v in ex.paper_mse(PAPER_TABLE1[m]["psnr"]))
+    expected = sorted(round(v, 6) for m in ABLATION for v in analysis.paper_mse(PAPER_TABLE1[m]["psnr"]))
     assert heights == expected
     assert sorted({round(p.get_height(), 6) for p in ours.patches}) == [0.0, 0.02]  # 3 missing models drawn flat
     dots = [line for line in ours.lines if line.get_marker() == "."]
@@ -358,63 +354,87 @@ def test_image_figures_run_on_untrained_models():
     image = torch.rand(1, 28, 28)
     mask = (torch.rand(1, 1, 28, 28) < 0.3).float()
     figs = [
-        ex.plot_structured(models, image, ("top", "random_box")),
-        ex.plot_mask_explorer(models, image, 7, kind="random", ratio=0.3, samples=2),
-        ex.plot_mask_explorer(models, image, 7, kind="left", samples=2),
-        ex.plot_attention_pair(models, image, mask, 10, 12),
+        completion_plots.plot_structured(models, image, ("top", "random_box")),
+        completion_plots.plot_mask_explorer(models, image, 7, kind="random", ratio=0.3, samples=2),
+        completion_plots.plot_mask_explorer(models, image, 7, kind="left", samples=2),
+        attention_plots.plot_attention_pair(models, image, mask, 10, 12),
         ex.plot_calibration((1.0, 2.0), {"ifanp": [0.5, 0.8]}),
         ex.plot_psnr_vs_ratio({"ifanp": [12, 13, 14]}, paper={"ifanp": PAPER_TABLE1["ifanp"]["psnr"]},
                               goal=(21, 25, 28)),
     ]
     x = image[None]
     density = F.avg_pool2d(mask, 5, 1, 2)
-    figs.append(ex.plot_setconv(x, mask, F.avg_pool2d(x * mask, 5, 1, 2) / density.clamp_min(1e-6), density, 5))
+    figs.append(image_plots.plot_setconv(x, mask, F.avg_pool2d(x * mask, 5, 1, 2) / density.clamp_min(1e-6), density, 5))
     assert all(isinstance(f, Figure) for f in figs)
     with pytest.raises(ValueError):
-        ex.plot_mask_explorer(models, image, 7, kind="diagonal")
+        completion_plots.plot_mask_explorer(models, image, 7, kind="diagonal")
 
 
 # ---- the generated sentences of "Beyond the paper" ---------------------------------------------------------
 
 
-def test_goal_and_time_to_quality_sentences():
-    res = {"ifanp-plus": {r: {"psnr_whole": p, "psnr_target": p - 1} for r, p in zip(RATIOS, (22.0, 24.0, 29.0))}}
-    goal = ex.goal_rows(res, (21.0, 25.0, 28.0))
-    assert "meets the goal at 2 of 3 ratios and is above the paper's IFANP at 3 of 3" in ex.goal_summary(goal)
-    assert "not met (-1.00)" in ex.goal_html(goal, res)
+def test_goal_and_time_to_quality_sentences_follow_the_numbers():
+    def goal_of(psnr):
+        res = {"ifanp-plus": {r: {"psnr_whole": p, "psnr_target": p - 1} for r, p in zip(RATIOS, psnr)}}
+        return res, analysis.goal_rows(res, (21.0, 25.0, 28.0))
+
+    res, goal = goal_of((22.0, 24.0, 29.0))
+    assert goal[0]["met"] == [True, False, True]
+    text = reporting.goal_summary(goal)
+    assert text.count("IFANP+ (ours)") == 1 and "2 of 3" in text  # one sentence per model, its count of ratios
+    lo, hi = min(goal[0]["to_paper"]), max(goal[0]["to_paper"])
+    assert f"{lo:+.2f}" in text and f"{hi:+.2f}" in text
+    every, none = (reporting.goal_summary(goal_of(p)[1]) for p in ((30.0, 30.0, 30.0), (10.0, 10.0, 10.0)))
+    assert len({text, every, none}) == 3 and "of 3 ratios" not in every.split(" and ")[0]
+    assert "not met (-1.00)" in reporting.goal_html(goal, res)  # 24 dB against the goal of 25 at 40 %
     logs = {"ifanp": [{"step": 250, "cpu_s": 60.0, "psnr40": 15.0}, {"step": 500, "cpu_s": 120.0, "psnr40": 19.0}],
             "ifanp-plus": [{"step": 250, "cpu_s": 90.0, "psnr40": 20.0}, {"step": 500, "cpu_s": 180.0, "psnr40": 23.0}]}
-    text = ex.time_to_quality_summary(logs, 19.862)
-    assert "IFANP did not reach 19.86 dB at 40 % within its 2.0 CPU minutes (best 19.00 dB)" in text
-    assert "IFANP+ (ours) first reached 19.86 dB at 40 % after 1.5 CPU minutes (step 250)" in text
-    assert "At the 2.0 CPU minutes that IFANP trained in all, IFANP+ (ours) was at 20.00 dB" in text
+    text = reporting.time_to_quality_summary(logs, 19.862)
+    ifanp_part, plus_part = text.split("IFANP+ (ours)", 1)
+    assert "19.86" in ifanp_part and "19.00" in ifanp_part and "2.0" in ifanp_part  # not reached: its best, its budget
+    assert "1.5" in plus_part and "250" in plus_part  # reached after 90 CPU s, at step 250
+    # at equal compute: the challenger's value at the reference's 120 CPU s (the row at 90 s: 20.00 dB)
+    assert "20.00" in text and "20.00" not in reporting.time_to_quality_summary({"ifanp-plus": logs["ifanp-plus"]},
+                                                                                19.862)
+    reached = reporting.time_to_quality_summary({"ifanp": logs["ifanp"]}, 15.0)
+    assert "19.00" not in reached and "1.0" in reached  # reached at the first row, after 60 CPU s
 
 
 def test_late_gain_and_context_share():
     evals = [{"step": 250 * i, "cpu_s": 60.0 * i, "psnr40": 10.0 + i} for i in range(1, 9)]
-    late = ex.late_gain(evals)  # the last quarter: from row 6 (16 dB, 360 s) to row 8 (18 dB, 480 s)
+    late = analysis.late_gain(evals)  # the last quarter: from row 6 (16 dB, 360 s) to row 8 (18 dB, 480 s)
     assert late == {"gain": 2.0, "cpu_min": 2.0, "per_cpu_min": 1.0, "final": 18.0}
-    assert ex.late_gain(evals[:3]) is None
+    assert analysis.late_gain(evals[:3]) is None
     # a model exact on the context: MSE whole = (1 - rho) MSE missing
     rho = round(0.4 * 784) / 784
-    split = ex.context_share((1 - rho) * 0.02, 0.02, 0.4)
+    split = analysis.context_share((1 - rho) * 0.02, 0.02, 0.4)
     assert split["mse_context"] == pytest.approx(0.0, abs=1e-12) and split["share"] == pytest.approx(0.0, abs=1e-9)
-    split = ex.context_share(rho * 0.01 + (1 - rho) * 0.02, 0.02, 0.4)
+    split = analysis.context_share(rho * 0.01 + (1 - rho) * 0.02, 0.02, 0.4)
     assert split["mse_context"] == pytest.approx(0.01) and split["share"] == pytest.approx(rho * 0.01 / (rho * 0.01 + (1 - rho) * 0.02))
 
 
-def test_structured_calibration_and_sigma_sentences():
+def test_structured_calibration_and_sigma_sentences_follow_the_numbers():
     struct = {k: {"ifanp": {"psnr_whole": 14.0, "psnr_target": 11.0, "observed": 0.5},
                   "ifanp-plus": {"psnr_whole": 15.0, "psnr_target": 11.0 + d, "observed": 0.5}}
               for k, d in (("top", 1.5), ("left", -0.5))}
-    assert "better than IFANP under 1 of the 2 mask kinds; the difference ranges from -0.50 dB (left) to +1.50 dB " \
-           "(top)" in ex.structured_summary(struct)
-    assert ex.structured_summary({"top": {"ifanp": struct["top"]["ifanp"]}}) == ""
-    assert "IFANP+ (ours) missing (dB)" in ex.structured_html(struct)
-    text = ex.calibration_summary((1.0, 2.0), {"ifanp": [0.5, 0.80], "ifanp-plus": [0.7, 0.96]})
-    assert "IFANP: mean ± 2σ holds 80.0% of the missing pixels (calibrated: 95.4%), too narrow" in text
-    assert "IFANP+ (ours): mean ± 2σ holds 96.0% of the missing pixels (calibrated: 95.4%), about right" in text
-    assert ex.decoder_sigma(build("ifanp", **TINY)) == "fixed, 0.100"
-    assert ex.decoder_sigma(build("ifanp", sigma="pixel", **TINY)) == "per pixel"
+    text = reporting.structured_summary(struct)
+    assert "1 of the 2" in text and "-0.50 dB (left)" in text and "+1.50 dB (top)" in text
+    swapped = reporting.structured_summary(struct, reference="ifanp-plus", challenger="ifanp")
+    assert "1 of the 2" in swapped and "+0.50 dB (left)" in swapped and "-1.50 dB (top)" in swapped
+    assert reporting.structured_summary({"top": {"ifanp": struct["top"]["ifanp"]}}) == ""
+    assert "IFANP+ (ours) missing (dB)" in reporting.structured_html(struct)
+    # calibration: each model's observed fraction beside erf(2 / sqrt 2); one verdict per outcome
+    nominal = f"{math.erf(2 / math.sqrt(2)):.1%}"
+    cases = {"narrow": 0.80, "right": 0.96, "wide": 0.999}
+    verdicts = {}
+    for case, v in cases.items():
+        text = reporting.calibration_summary((1.0, 2.0), {"ifanp": [0.5, v]})
+        assert f"{v:.1%}" in text and nominal in text and text.count("IFANP") == 1
+        verdicts[case] = text.rsplit(",", 1)[-1]
+    assert len(set(verdicts.values())) == 3  # too narrow, about right, too wide: three different words
+    both = reporting.calibration_summary((1.0, 2.0), {"ifanp": [0.5, 0.80], "ifanp-plus": [0.7, 0.81]})
+    assert both.count(verdicts["narrow"].strip()) == 2  # the same outcome, the same verdict
+    assert reporting.decoder_sigma(build("ifanp", **TINY)) == "fixed, 0.100"
+    assert reporting.decoder_sigma(build("ifanp", sigma="pixel", **TINY)) == "per pixel"
     learned = build("ifanp", sigma="learned", **TINY)
-    assert ex.decoder_sigma(learned) == f"learned, {0.01 + 0.1:.3f}"
+    assert reporting.decoder_sigma(learned) == f"learned, {0.01 + 0.1:.3f}"

@@ -9,7 +9,7 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from ifanp import metrics
+from ifanp import analysis, metrics
 from ifanp.data import eval_mask, structured_mask
 from ifanp.models import build
 from ifanp.plotting import images as plots
@@ -66,33 +66,33 @@ def test_to_display_shapes_and_clipping():
 
 
 def test_make_mask_is_the_evaluation_mask_or_a_structured_mask():
-    torch.testing.assert_close(plots.make_mask("random", [3, 9], SIZE, 0.4), eval_mask([3, 9], SIZE, 0.4))
-    torch.testing.assert_close(plots.make_mask("random", 9, SIZE, 0.4), eval_mask([9], SIZE, 0.4))
-    torch.testing.assert_close(plots.make_mask("top", [3, 9], SIZE), structured_mask("top", 2, SIZE))
-    a = plots.make_mask("random_box", [1, 2], SIZE, seed=4)
-    torch.testing.assert_close(a, plots.make_mask("random_box", [1, 2], SIZE, seed=4))
+    torch.testing.assert_close(analysis.make_mask("random", [3, 9], SIZE, 0.4), eval_mask([3, 9], SIZE, 0.4))
+    torch.testing.assert_close(analysis.make_mask("random", 9, SIZE, 0.4), eval_mask([9], SIZE, 0.4))
+    torch.testing.assert_close(analysis.make_mask("top", [3, 9], SIZE), structured_mask("top", 2, SIZE))
+    a = analysis.make_mask("random_box", [1, 2], SIZE, seed=4)
+    torch.testing.assert_close(a, analysis.make_mask("random_box", [1, 2], SIZE, seed=4))
     assert a.shape == (2, 1, SIZE, SIZE) and (a.sum(dim=(1, 2, 3)) < SIZE * SIZE).all()
     with pytest.raises(ValueError, match="unknown mask kind"):
-        plots.make_mask("bottom-left", 0, SIZE)
+        analysis.make_mask("bottom-left", 0, SIZE)
 
 
 def test_completion_mean_of_a_model_and_of_a_rule(ifnp):
     x, m = _images(5), eval_mask(range(5), SIZE, 0.3)
     expected = ifnp.complete(x, m).mean.clamp(0, 1)
-    torch.testing.assert_close(plots.completion_mean(ifnp, x, m), expected)
+    torch.testing.assert_close(analysis.completion_mean(ifnp, x, m), expected)
     # batching does not change the result
-    torch.testing.assert_close(plots.completion_mean(ifnp, x, m, batch_size=2), expected)
+    torch.testing.assert_close(analysis.completion_mean(ifnp, x, m, batch_size=2), expected)
     rule = lambda imgs, mask: imgs * mask + 2.0 * (1 - mask)
-    out = plots.completion_mean(rule, x, m)
+    out = analysis.completion_mean(rule, x, m)
     torch.testing.assert_close(out, x * m + (1 - m))  # clipped to [0, 1]
     # one mask for a whole batch is broadcast
-    torch.testing.assert_close(plots.completion_mean(rule, x, m[:1]), x * m[:1] + (1 - m[:1]))
+    torch.testing.assert_close(analysis.completion_mean(rule, x, m[:1]), x * m[:1] + (1 - m[:1]))
 
 
 def test_predictive_moments_are_those_of_the_mixture_over_z(ifnp, cnp):
     x, m = _images(2), eval_mask([0, 1], SIZE, 0.3)
     torch.manual_seed(5)
-    mean, std = plots.predictive_moments(ifnp, x, m, samples=7)
+    mean, std = analysis.predictive_moments(ifnp, x, m, samples=7)
     torch.manual_seed(5)
     with torch.no_grad():
         mus, sigmas = ifnp.predict(x, m, samples=7)
@@ -101,7 +101,7 @@ def test_predictive_moments_are_those_of_the_mixture_over_z(ifnp, cnp):
     torch.testing.assert_close(std, expected)
     assert (std >= sigmas.min() - 1e-6).all()  # the spread of z only adds to the decoder's sigma
     # without a latent the predictive is the decoder's own Gaussian
-    mean_c, std_c = plots.predictive_moments(cnp, x, m, samples=7)
+    mean_c, std_c = analysis.predictive_moments(cnp, x, m, samples=7)
     with torch.no_grad():
         mu_c, sigma_c = cnp.predict(x, m, samples=0)
     torch.testing.assert_close(mean_c, mu_c[0])
@@ -185,7 +185,7 @@ def test_elbo_gap_figure_error_bars_are_two_standard_errors():
 def test_posterior_samples_share_one_sigma_scale(ifnp):
     x, m = _images(2), eval_mask([0, 1], SIZE, 0.3)
     comp = ifnp.complete(x, m, samples=3)
-    _, std = plots.predictive_moments(ifnp, x, m, samples=4)
+    _, std = analysis.predictive_moments(ifnp, x, m, samples=4)
     std = std.clone()
     std[1] *= 2  # the second row has larger values: both rows must use the same colour scale
     fig = plots.plot_posterior_samples(x, m, comp.samples, comp.mean, std)
@@ -200,7 +200,7 @@ def test_explorer_figures_and_their_titles(ifnp, cnp):
     fig = plots.plot_completion_explorer({"CNP": cnp, "rule": rule}, image, 7, kind="random", ratio=0.25)
     assert len(fig.axes) == 4
     assert fig.axes[0].get_title() == f"context: {round(0.25 * SIZE * SIZE)} pixels"
-    pred = plots.completion_mean(rule, image, eval_mask([7], SIZE, 0.25))
+    pred = analysis.completion_mean(rule, image, eval_mask([7], SIZE, 0.25))
     met = metrics.completion_metrics(pred, image[None], eval_mask([7], SIZE, 0.25))
     assert f"{float(met['psnr_whole'][0]):.1f} / {float(met['psnr_target'][0]):.1f} dB" in fig.axes[2].get_title()
     fig = plots.plot_completion_explorer({"CNP": cnp}, image, 7, kind="top")

@@ -9,6 +9,7 @@ import torch
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
+from ifanp import reporting
 from ifanp.cli_train1d import make_sampler
 from ifanp.models.setnp import build_1d
 from ifanp.plotting import np1d
@@ -178,7 +179,7 @@ def test_widget_wires_the_three_controls_to_the_plotting_function(models, monkey
 
 
 def test_table_html_escapes_and_keeps_the_order():
-    html = np1d.table_html(["model", "log-lik."], [["GP <exact>", "3.100"], ["CNP", "0.600"]], caption="a & b")
+    html = reporting.table_html(["model", "log-lik."], [["GP <exact>", "3.100"], ["CNP", "0.600"]], caption="a & b")
     assert html.startswith("<table><caption>a &amp; b</caption><thead><tr><th>model</th>")
     assert "<td>GP &lt;exact&gt;</td><td>3.100</td>" in html
     assert html.index("GP &lt;exact&gt;") < html.index("CNP") and html.count("<tr>") == 3

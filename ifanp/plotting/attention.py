@@ -23,41 +23,31 @@ only wires controls to :func:`plot_attention_explorer`.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping, Sequence
 from fractions import Fraction
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 from torch import Tensor
 
-from .gp import loglog_slope
+from ..analysis import loglog_slope
+from ..data.masks import eval_mask
+from ..introspect import cell_centres, common_denominator, effective_neighbours
+from ..reproduce import LABELS
 from .images import MISSING_COLOR, context_image, to_display
 
 __all__ = [
     "LPA_STEP_TITLES",
-    "attention_cost",
-    "attention_distances",
-    "attention_matrix",
-    "best_time",
-    "cell_centres",
-    "effective_neighbours",
-    "format_combination",
-    "image_lpa_steps",
-    "lpa_reach",
-    "pick_channel",
     "plot_attention_cost",
     "plot_attention_explorer",
     "plot_lpa_steps",
     "plot_lpa_worked_example",
     "plot_weight_grids",
-    "pooling_coefficients",
 ]
 
 #: Panel titles of the LPA steps, in the order of Fig. 3.
@@ -70,55 +60,6 @@ LPA_STEP_TITLES = {
 
 
 # ---- LPA: the worked example of Fig. 3 ---------------------------------------------------------------
-
-
-def pooling_coefficients(size: int = 3, passes: int = 2, include_pad: bool = True) -> np.ndarray:
-    """Exact coefficients of the inputs after ``passes`` 3x3 mean poolings (stride 1, zero padding 1).
-
-    The input is a ``size`` x ``size`` grid of symbols x_1 .. x_{size^2}, numbered row by row. Returns an
-    object array ``(size, size, size**2)`` of :class:`fractions.Fraction`: entry ``[i, j, k]`` is the
-    multiple of x_{k+1} in cell (i, j). ``include_pad=True`` divides every window sum by 9 (the padding
-    zeros count, ``count_include_pad=True``: the paper's zero padding); ``False`` divides by the number of
-    cells of the window that lie inside the grid.
-    """
-    if size < 1 or passes < 0:
-        raise ValueError(f"size must be >= 1 and passes >= 0, got size={size}, passes={passes}.")
-    n = size * size
-    cells = [[[Fraction(int(k == i * size + j)) for k in range(n)] for j in range(size)] for i in range(size)]
-    for _ in range(passes):
-        new = []
-        for i in range(size):
-            row = []
-            for j in range(size):
-                window = [(a, b) for a in (i - 1, i, i + 1) for b in (j - 1, j, j + 1)
-                          if 0 <= a < size and 0 <= b < size]
-                divisor = 9 if include_pad else len(window)
-                row.append([sum((cells[a][b][k] for a, b in window), Fraction(0)) / divisor
-                            for k in range(n)])
-            new.append(row)
-        cells = new
-    out = np.empty((size, size, n), dtype=object)
-    for i in range(size):
-        for j in range(size):
-            for k in range(n):
-                out[i, j, k] = cells[i][j][k]
-    return out
-
-
-def _common_denominator(values) -> int:
-    den = 1
-    for v in values:
-        den = den * Fraction(v).denominator // math.gcd(den, Fraction(v).denominator)
-    return den
-
-
-def format_combination(coefficients: Sequence[Fraction], symbol: str = "x") -> str:
-    """``(4 x1 + 6 x2 + ...) / 81``: a linear combination over its common denominator."""
-    coefficients = [Fraction(c) for c in coefficients]
-    den = _common_denominator(coefficients)
-    terms = [f"{int(c * den)} {symbol}{k + 1}" for k, c in enumerate(coefficients) if c]
-    body = " + ".join(terms) if terms else "0"
-    return f"({body}) / {den}" if den != 1 else body
 
 
 def _cell_text(v, den: int | None) -> str:
@@ -150,7 +91,7 @@ def plot_weight_grids(panels: Mapping[str, Any], title: str | None = None, cmap:
         if grid.ndim != 2:
             raise ValueError(f"panel {label!r} must be a 2-D grid, got shape {grid.shape}.")
         numeric = not isinstance(grid.flat[0], str)
-        den = _common_denominator(grid.ravel()) if numeric and isinstance(grid.flat[0], Fraction) else None
+        den = common_denominator(grid.ravel()) if numeric and isinstance(grid.flat[0], Fraction) else None
         if numeric:
             vals = np.array([[float(v) for v in row] for row in grid])
             ax.imshow(vals, cmap=cmap, vmin=0, vmax=vmax)
@@ -188,60 +129,6 @@ def plot_lpa_worked_example(centre_weights: Mapping[str, Any]) -> Figure:
 
 
 # ---- LPA on a real context -------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def image_lpa_steps(images: Tensor, mask: Tensor, distance: str = "feature") -> dict[str, Tensor]:
-    """LPA's steps applied to the context image itself, ``y * mask`` (B, C, H, W): the same dictionary as
-    :meth:`ifanp.models.grid.GridNP.lpa_steps` returns for the ConvEncoder1 features (``input``,
-    ``output1``, ``output2``, ``output`` as (B, C, H, W) and ``weights`` (B, 9, H, W))."""
-    from ..models.modules import LocalPooledAttention
-
-    if images.dim() == 3:
-        images = images[None]
-    if mask.dim() == 3:
-        mask = mask[None]
-    lpa = LocalPooledAttention(distance)
-    x = images.float() * mask.float()
-    out1, out2 = lpa.pool_twice(x)
-    _, weights = lpa.neighbour_weights(out2)
-    b, _, h, w = x.shape
-    return {"input": x, "output1": out1, "output2": out2, "output": lpa(x),
-            "weights": weights.view(b, 9, h, w)}
-
-
-@torch.no_grad()
-def lpa_reach(mask: Tensor) -> dict[str, Tensor]:
-    """Which cells hold information from the context after each LPA step: bool maps (B, 1, H, W) for
-    ``input`` (the mask), ``output1`` and ``output2`` (3x3 and 5x5 around a context cell) and ``output``
-    (7x7: the attention's 3x3 neighbourhood of Output2). Works on a pooled (fractional) mask too."""
-    reached = mask.float() > 0
-    out = {"input": reached}
-    for key in ("output1", "output2", "output"):
-        reached = F.max_pool2d(reached.float(), 3, stride=1, padding=1) > 0
-        out[key] = reached
-    return out
-
-
-def effective_neighbours(weights: Tensor) -> Tensor:
-    """exp(entropy) of the attention weights over the 9 neighbours, (B, 9, H, W) -> (B, H, W): 9 when a
-    position averages its neighbourhood uniformly (a plain blur), 1 when it copies one neighbour."""
-    w = weights.clamp_min(0)
-    ent = -(w * torch.log(w.clamp_min(1e-30))).sum(1)
-    return ent.exp()
-
-
-def pick_channel(features: Tensor, density: Tensor) -> int:
-    """The channel of ``features`` (C, h, w) whose values separate the cells with context (``density``
-    (1, h, w) > 0) from those without most clearly (difference of the means over the pooled std), so
-    that the holes show; the channel of largest variance when every cell or no cell holds context."""
-    f = features.detach().float().cpu().reshape(features.shape[0], -1)
-    has = density.detach().cpu().reshape(-1) > 0
-    if has.all() or not has.any():
-        return int(f.var(1).argmax())
-    diff = (f[:, has].mean(1) - f[:, ~has].mean(1)).abs()
-    spread = f.std(1).clamp_min(1e-8)
-    return int((diff / spread).argmax())
 
 
 def plot_lpa_steps(steps: Mapping[str, Tensor], index: int = 0, channel: int | str = 0,
@@ -312,70 +199,7 @@ def _gray_colors(n: int = 256):
 # ---- GCA: attention maps -----------------------------------------------------------------------------------
 
 
-def _key_density(model, mask: Tensor) -> Tensor:
-    d = model.cfg["down"]
-    mask = mask.float().to(model.device)
-    return F.avg_pool2d(mask, d) if d > 1 else mask
-
-
-@torch.no_grad()
-def attention_matrix(model, mask: Tensor) -> Tensor:
-    """GCA's attention weights of every target cell over every key cell, (B, heads, r*r, r*r), r = size/down.
-
-    Row q is what :meth:`ifanp.models.grid.GridNP.attention_map` returns for a pixel in target cell q: the
-    softmax of the (scaled) logits theta(P)^T phi(P') (plus the locality prior where the model has one)
-    over the key cells that hold context; cells without context get weight 0.
-    """
-    gca = getattr(model, "gca", None)
-    if gca is None:
-        name = getattr(model, "name", "this model")
-        raise ValueError(f"{name} has no GCA module; use ifanp-gca, ifanp or ifanp-plus.")
-    if mask.dim() == 3:
-        mask = mask[None]
-    r = model.res
-    logits = gca.attention_logits((r, r), (r, r), model.device)  # (heads, r*r, r*r)
-    bias = gca.distance_logits((r, r), (r, r), model.device)
-    if bias is not None:
-        logits = logits + bias
-    valid = (_key_density(model, mask).flatten(1) > 0)[:, None, None, :]  # (B, 1, 1, r*r)
-    w = torch.softmax(logits.unsqueeze(0).masked_fill(~valid, float("-inf")), dim=-1)
-    return w.nan_to_num(0.0)
-
-
-def cell_centres(size: int, down: int) -> Tensor:
-    """Centres of the (size/down)^2 cells in pixel units (row, col), (r*r, 2), row by row."""
-    r = size // down
-    c = torch.arange(r, dtype=torch.float32) * down + (down - 1) / 2
-    return torch.stack(torch.meshgrid(c, c, indexing="ij"), -1).reshape(-1, 2)
-
-
-@torch.no_grad()
-def attention_distances(model, mask: Tensor) -> dict[str, Tensor]:
-    """How far from its target the attention looks, in pixels, for every target cell: (B, heads, r*r) each.
-
-    ``attended``: the attention-weighted mean distance sum_j a_qj |p_q - p_j| from the target cell's
-    centre to the key cells' centres; ``uniform``: the same with equal weights on every key cell with
-    context (what an attention that ignores position would give); ``nearest``: the distance to the nearest
-    key cell with context (what a purely local attention would give); ``target_has_context``: whether the
-    target cell itself holds context (there ``nearest`` is 0).
-    """
-    w = attention_matrix(model, mask).cpu()
-    centres = cell_centres(model.size, model.cfg["down"])
-    dist = torch.cdist(centres, centres)  # (r*r, r*r)
-    valid = (_key_density(model, mask if mask.dim() == 4 else mask[None]).flatten(1) > 0).cpu()  # (B, r*r)
-    attended = (w * dist).sum(-1)
-    v = valid[:, None, None, :].float()
-    uniform = (dist * v).sum(-1) / v.sum(-1).clamp_min(1)
-    nearest = dist.masked_fill(~valid[:, None, None, :], float("inf")).amin(-1)
-    heads = w.shape[1]
-    return {"attended": attended, "uniform": uniform.expand(-1, heads, -1),
-            "nearest": nearest.expand(-1, heads, -1),
-            "target_has_context": valid[:, None, :].expand(-1, heads, -1)}
-
-
 def _eval_context(image: Tensor, index: int, ratio: float) -> Tensor:
-    from ..data.masks import eval_mask
-
     return eval_mask([int(index)], image.shape[-1], float(ratio))
 
 
@@ -424,7 +248,6 @@ def plot_attention_explorer(model, image: Tensor, index: int, row: int, col: int
                       f"over the {int((weights > 0).sum())} context cells ({size // d}x{size // d})",
                       fontsize=9)
     axes[2].imshow(to_display(completion), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    from ..reproduce import LABELS
 
     name = getattr(model, "name", "model")
     axes[2].set_title(f"{LABELS.get(name, name)} completion", fontsize=9)
@@ -453,90 +276,6 @@ def plot_attention_explorer(model, image: Tensor, index: int, row: int, col: int
 
 
 # ---- the cost of global attention ------------------------------------------------------------------------
-
-
-def best_time(fn, repeats: int = 3, device: torch.device | str = "cpu", warmup: int = 1) -> float:
-    """The shortest wall-clock time of ``repeats`` calls of ``fn`` in seconds (after ``warmup`` calls),
-    synchronising CUDA around each call."""
-    dev = torch.device(device)
-
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-@torch.no_grad()
-def attention_cost(sizes: Sequence[int], downs: Sequence[int] = (1, 2),
-                   config: Mapping[str, Any] | None = None, ratio: float = 0.4, batch: int = 1,
-                   repeats: int = 3, device: str | torch.device = "cpu",
-                   seed: int = 0) -> list[dict[str, float]]:
-    """Measure global attention against image size.
-
-    For every ``size`` and ``down``, build the model of ``config`` (default: ``ifanp``'s) at that size with
-    ConvEncoder1's stride ``down`` (untrained: the cost does not depend on the weights), draw ``batch``
-    random images and masks with ``ratio`` context, and record
-
-    * ``gca_s``: the best time of one GCA forward over ``repeats`` (queries and keys on the (size/down)^2
-      grid, as in the model);
-    * ``model_s``: the best time of one completion forward of the whole model (``predict``), measured
-      alternately with ``gca_s``;
-    * ``attn_bytes``: the bytes of the attention matrix of the batch, measured on the tensor
-      :func:`attention_matrix` materialises (B x heads x (size/down)^2 x (size/down)^2 floats);
-    * ``pixels`` = size^2 and ``keys`` = (size/down)^2.
-    """
-    from ..models import build
-
-    cfg = dict(config or {"name": "ifanp"})
-    name = cfg.pop("name", "ifanp")
-    for key in ("size", "down"):
-        cfg.pop(key, None)
-    dev = torch.device(device)
-    records = []
-    for size in sizes:
-        for down in downs:
-            if size % down:
-                raise ValueError(f"size {size} is not divisible by down={down}.")
-            torch.manual_seed(seed)
-            model = build(name, **{**cfg, "size": int(size), "down": int(down)}).to(dev).eval()
-            records.append(_measure(model, ratio, batch, repeats, dev, seed))
-    return records
-
-
-def _measure(model, ratio: float, batch: int, repeats: int, dev: torch.device, seed: int) -> dict[str, float]:
-    size, down = model.size, model.cfg["down"]
-    g = torch.Generator().manual_seed(seed)
-    x = torch.rand(batch, model.channels, size, size, generator=g).to(dev)
-    m = (torch.rand(batch, 1, size, size, generator=g) < ratio).float().to(dev)
-    r = size // down
-    values = torch.randn(batch, model.cfg["hidden"], r, r, generator=g).to(dev)
-    density = _key_density(model, m)
-
-    def gca():
-        return model.gca(values, density, (r, r))
-
-    def whole():
-        return model.predict(x, m)
-
-    gca(), whole()  # warm-up
-    # Interleaved, so that both see the same conditions on a shared machine; the best of each.
-    gca_s = model_s = math.inf
-    for _ in range(repeats):
-        gca_s = min(gca_s, best_time(gca, 1, dev, warmup=0))
-        model_s = min(model_s, best_time(whole, 1, dev, warmup=0))
-    attn_bytes = attention_matrix(model, m).nbytes
-    return {"size": int(size), "down": int(down), "pixels": int(size * size), "keys": int(r * r),
-            "gca_s": gca_s, "model_s": model_s, "attn_bytes": int(attn_bytes)}
 
 
 def plot_attention_cost(records: Sequence[Mapping[str, float]], fit_from: int = 0,
@@ -584,3 +323,36 @@ def plot_attention_cost(records: Sequence[Mapping[str, float]], fit_from: int = 
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+# ---- two models' attention side by side ----------------------------------------------------------------
+
+
+@torch.no_grad()
+def plot_attention_pair(models: Mapping[str, Any], image: Tensor, mask: Tensor, row: int, col: int) -> Figure:
+    """GCA's attention weights of one target pixel (cyan cross) over the context cells, one panel per model
+    (``magma``, each panel scaled to its own largest weight; blue: missing pixels), beside the context."""
+    if image.dim() == 4:
+        image = image[0]
+    m = mask if mask.dim() == 4 else mask[None]
+    x = image[None].float()
+    ctx = context_image(image, m[0])
+    fig = Figure(figsize=(2.6 * (len(models) + 1) + 0.6, 2.9), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(models) + 1))
+    axes[0].imshow(ctx, interpolation="nearest")
+    axes[0].set_title(f"context ({float(m.mean()):.0%}) and target", fontsize=8)
+    for ax, (label, model) in zip(axes[1:], models.items()):
+        w = model.attention_map(x, m, row, col)[0, 0].cpu()
+        d = model.cfg["down"]
+        up = w.repeat_interleave(d, 0).repeat_interleave(d, 1).numpy()
+        ax.imshow(ctx, interpolation="nearest")
+        im = ax.imshow(np.ma.masked_array(up, mask=up <= 0), cmap="magma", vmin=0, vmax=max(float(up.max()), 1e-12),
+                       interpolation="nearest")
+        fig.colorbar(im, ax=ax, shrink=0.75)
+        ax.set_title(f"{label}: attention weights", fontsize=8)
+    for ax in axes:
+        ax.plot(col, row, "+", color="cyan", ms=11, mew=2)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+

@@ -25,30 +25,29 @@ from __future__ import annotations
 
 from collections.abc import Mapping, MutableMapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import torch
-from matplotlib import colormaps
+from matplotlib import colormaps, font_manager
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Patch
+from PIL import Image, ImageDraw, ImageFont
 from torch import Tensor
 
-from .images import context_image, make_mask, to_display
+from ..analysis import completion_mean, explorer_panels, make_mask, predictive_moments, psnr_pair
+from ..data.masks import structured_mask
+from ..metrics import completion_metrics
+from .images import context_image, plot_completion_grid, to_display
 
 __all__ = [
     "DIAGRAM_COLORS",
-    "explorer_panels",
     "format_shape",
     "mosaic",
-    "pick_context_pixels",
     "plot_completion_columns",
     "plot_explorer",
     "plot_ifanp_diagram",
     "plot_response_maps",
-    "psnr_pair",
-    "response_locality",
-    "response_maps",
-    "trace_shapes",
 ]
 
 #: Box colours of the architecture diagram (the same meaning as in the IFNP chapter's diagram).
@@ -57,63 +56,6 @@ DIAGRAM_COLORS = {"data": "#dbe8fb", "network": "#eeeeee", "pooling": "#e4f3e0",
 
 
 # ---- the architecture ------------------------------------------------------------------------------------
-
-
-@torch.no_grad()
-def trace_shapes(model, images: Tensor, mask: Tensor, samples: int = 0) -> dict[str, tuple[int, ...]]:
-    """Shapes of the tensors inside one ``model.predict(images, mask, samples)`` of a grid model.
-
-    Keys (in the order of the forward pass; a part the model does not have is absent): ``input``
-    (``concat(y * mask, mask)``), ``encoder1``, ``local`` (LPA or SE), ``encoder2`` (R_{M+}), ``gca``
-    (R_pred), ``pooled`` (the masked global mean that enters ConvEncoder3), ``encoder3`` (mean and raw
-    std of q(z | context)), ``z`` (B, d_z) with ``samples=0``, else (S, B, d_z), ``decoder_input`` (``concat(R_pred, coords)``, before z is added),
-    ``decoder``, ``up``, ``output`` (the predictive mean and std, each). Read with forward hooks, so
-    they are the shapes of the model as built, not of a description of it.
-    """
-    from ..models.grid import GridNP
-
-    if not isinstance(model, GridNP):
-        raise TypeError(f"trace_shapes reads the parts of a GridNP (IFNP, IFANP and variants); got {type(model).__name__}.")
-    images, mask = model.check_inputs(images, mask)
-    shapes: dict[str, tuple[int, ...]] = {"input": tuple(model.encoder_input(images, mask).shape)}
-    hooks = []
-
-    def after(name):
-        def hook(_module, _inputs, output):
-            shapes[name] = tuple(output.shape)
-        return hook
-
-    def before(name):
-        def hook(_module, inputs):
-            shapes[name] = tuple(inputs[0].shape)
-        return hook
-
-    # encode() runs ConvEncoder1 in two slices (the stem is kept for the skip option): hook its last layer.
-    parts = {"encoder1": model.encoder1[-1], "local": getattr(model, "local", None),
-             "encoder2": getattr(model, "encoder2", None), "gca": getattr(model, "gca", None),
-             "encoder3": model.encoder3, "decoder": model.decoder, "up": model.up}
-    for name, module in parts.items():
-        if module is not None and not isinstance(module, torch.nn.Identity):
-            hooks.append(module.register_forward_hook(after(name)))
-    hooks.append(model.encoder3.register_forward_pre_hook(before("pooled")))
-    hooks.append(model.dec_in.register_forward_pre_hook(before("decoder_input")))
-    hooks.append(model.dec_z.register_forward_pre_hook(before("z")))
-    was_training = model.training
-    model.eval()
-    try:
-        means, _ = model.predict(images, mask, samples=samples)
-    finally:
-        model.train(was_training)
-        for h in hooks:
-            h.remove()
-    if samples == 0:  # one z per image (the mean of q): drop the leading sample axis of size 1
-        shapes["z"] = shapes["z"][1:]
-        shapes["output"] = tuple(means.shape[1:])
-    else:
-        shapes["output"] = tuple(means.shape)
-    order = ["input", "encoder1", "local", "encoder2", "gca", "pooled", "encoder3", "z", "decoder_input",
-             "decoder", "up", "output"]
-    return {k: shapes[k] for k in order if k in shapes}
 
 
 def format_shape(shape: Sequence[int] | None) -> str:
@@ -220,18 +162,6 @@ def plot_ifanp_diagram(shapes: Mapping[str, Sequence[int]], local_label: str = "
 # ---- completions side by side (Fig. 6) -------------------------------------------------------------------------
 
 
-def psnr_pair(pred: Tensor, truth: Tensor, mask: Tensor) -> tuple[float, float]:
-    """(whole-image PSNR, PSNR of the missing pixels) of one completion, in dB with MAX = 1."""
-    from ..metrics import completion_metrics
-
-    def batch(x):
-        return x.unsqueeze(0) if x.dim() == 3 else x
-
-    m = completion_metrics(batch(pred).float().cpu(), batch(truth).float().cpu(), batch(mask).float().cpu())
-    target = float(m["psnr_target"][0]) if float((1 - batch(mask)).sum()) > 0 else float("nan")
-    return float(m["psnr_whole"][0]), target
-
-
 def _show(ax, picture, title=None, fontsize=8.5):
     if isinstance(picture, Tensor):
         picture = to_display(picture)
@@ -286,63 +216,6 @@ def plot_completion_columns(truth: Tensor, masks: Tensor, predictions: Mapping[s
 # ---- how far the context reaches ----------------------------------------------------------------------------
 
 
-def pick_context_pixels(image: Tensor, mask: Tensor, count: int = 3, threshold: float = 0.5) -> list[tuple[int, int]]:
-    """``count`` observed pixels on the stroke (value above ``threshold``; all observed pixels if there are
-    too few), spread out: every k-th of them in reading order. Returns (row, column) pairs."""
-    image = image[0] if image.dim() == 4 else image
-    m = (mask.reshape(image.shape[-2:]) > 0)
-    stroke = m & (image.mean(0) > threshold)
-    pool = stroke if int(stroke.sum()) >= count else m
-    where = pool.flatten().nonzero().flatten()
-    if len(where) == 0:
-        raise ValueError("the mask observes no pixel.")
-    chosen = where[torch.linspace(0, len(where) - 1, min(count, len(where))).round().long()]
-    w = image.shape[-1]
-    return [(int(k) // w, int(k) % w) for k in chosen]
-
-
-@torch.no_grad()
-def response_maps(model, image: Tensor, mask: Tensor, pixels: Sequence[tuple[int, int]]) -> Tensor:
-    """How the completion changes when ONE observed pixel changes: for each (row, column) in ``pixels`` (each
-    must be observed), the pixel's value y is replaced by 1 - y (black <-> white, every channel) and the
-    map |mu' - mu| (summed over channels) of the change of the predicted mean (z at the mean of
-    q(z | context)) is returned: (P, H, W). One batched forward pass."""
-    image = image[0] if image.dim() == 4 else image
-    mask = mask[0] if mask.dim() == 4 else mask
-    for r, c in pixels:
-        if mask[0, r, c] <= 0:
-            raise ValueError(f"pixel ({r}, {c}) is not in the context; only observed pixels can be changed.")
-    p = len(pixels)
-    batch = image.unsqueeze(0).repeat(p + 1, 1, 1, 1)
-    for i, (r, c) in enumerate(pixels, start=1):
-        batch[i, :, r, c] = 1 - batch[i, :, r, c]
-    masks = mask.unsqueeze(0).expand(p + 1, -1, -1, -1)
-    was_training = model.training
-    model.eval()
-    try:
-        mean, _ = model.predict(*model.check_inputs(batch, masks), samples=0)
-    finally:
-        model.train(was_training)
-    mean = mean[0].cpu()
-    return (mean[1:] - mean[:1]).abs().sum(1)
-
-
-def response_locality(maps: Tensor, pixels: Sequence[tuple[int, int]], radius: float = 3.0) -> Tensor:
-    """For each response map (P, H, W) of :func:`response_maps`: the share of the total change that falls
-    within ``radius`` pixels of the changed pixel, divided by the share of the image's pixels that lie
-    there. 1: the change is spread as if distance did not matter; much more than 1: the change stays
-    near the pixel that caused it. Maps without any change give nan."""
-    h, w = maps.shape[-2:]
-    rows = torch.arange(h).view(h, 1).float()
-    cols = torch.arange(w).view(1, w).float()
-    out = []
-    for m, (r, c) in zip(maps, pixels):
-        near = ((rows - r) ** 2 + (cols - c) ** 2) <= radius**2
-        total = float(m.sum())
-        out.append(float(m[near].sum()) / total / float(near.float().mean()) if total > 0 else float("nan"))
-    return torch.tensor(out)
-
-
 def plot_response_maps(image: Tensor, mask: Tensor, pixels: Sequence[tuple[int, int]], maps: Mapping[str, Tensor],
                        locality: Mapping[str, Tensor] | None = None, title: str | None = None) -> Figure:
     """One row per model, one column per changed pixel: the map of :func:`response_maps` (``magma``, black =
@@ -377,36 +250,6 @@ def plot_response_maps(image: Tensor, mask: Tensor, pixels: Sequence[tuple[int, 
 # ---- the exploration widget's figure -------------------------------------------------------------------------
 
 
-@torch.no_grad()
-def explorer_panels(model, image: Tensor, mask: Tensor, samples: int = 3, draws: int = 16) -> dict[str, Tensor]:
-    """What the widget shows for one model, one image (C, H, W) and its mask (1, H, W):
-
-    * ``mean`` (C, H, W): the completion with z at the mean of q(z | context), clipped to [0, 1];
-    * ``samples`` (S, C, H, W): the decoder's means for the first S of the draws z ~ q(z | context);
-    * ``std`` (C, H, W): the standard deviation of the predictive distribution of y, the mixture over
-      K = max(S, ``draws``) draws of z: var = (1/K) sum_k sigma_k^2 + (1/K) sum_k (mu_k - mean_k mu_k)^2
-      (the decoder's noise plus the spread of the decoded images).
-
-    Two forward passes in all (one for the mean, one batched over the K draws), on the model's device,
-    without gradients; seed torch's generator before the call for reproducible draws.
-    """
-    if samples < 0 or draws < 1:
-        raise ValueError(f"samples must be >= 0 and draws >= 1; got samples={samples}, draws={draws}.")
-    x, m = model.check_inputs(image.unsqueeze(0), mask.unsqueeze(0))
-    was_training = model.training
-    model.eval()
-    try:
-        mean, _ = model.predict(x, m, samples=0)
-        k = max(int(samples), int(draws))
-        mus, sigmas = model.predict(x, m, samples=k)  # (K, 1, C, H, W)
-    finally:
-        model.train(was_training)
-    mix = mus.mean(0)
-    var = sigmas.pow(2).mean(0) + (mus - mix).pow(2).mean(0)
-    return {"mean": mean[0, 0].clamp(0, 1).cpu(), "samples": mus[:samples, 0].clamp(0, 1).cpu(),
-            "std": var.sqrt()[0].cpu()}
-
-
 def _rgb(picture: np.ndarray) -> np.ndarray:
     return np.repeat(picture[..., None], 3, axis=-1) if picture.ndim == 2 else picture
 
@@ -429,9 +272,6 @@ def mosaic(tiles: Sequence[Sequence[np.ndarray | None]], gap: int = 2, backgroun
 
 @lru_cache(maxsize=8)
 def _font(size: int):
-    from matplotlib import font_manager
-    from PIL import ImageFont
-
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
@@ -454,8 +294,6 @@ def plot_explorer(models: Mapping[str, object], image: Tensor, index: int, names
     as the value of a cell. ``cache`` (a dict) keeps the computed panels between calls, keyed by
     (model name, image, kind, ratio, samples, seed, draws).
     """
-    from PIL import Image, ImageDraw
-
     names = list(models) if names is None else list(names)
     unknown = [n for n in names if n not in models]
     if unknown:
@@ -526,3 +364,73 @@ def plot_explorer(models: Mapping[str, object], image: Tensor, index: int, names
         draw.line((x0 + 12, y, x0 + 15, y), fill=(60, 60, 60))
         draw.text((x0 + 18, y), f"{v:.2f}", fill="black", font=small, anchor="lm")
     return canvas
+
+
+# ---- completions under structured masks ("Beyond the paper") --------------------------------------------
+
+
+@torch.no_grad()
+def plot_structured(models: Mapping[str, Any], image: Tensor, kinds: Sequence[str], seed: int = 0,
+                    title: str | None = None) -> Figure:
+    """One image under every structured mask kind (columns): its context (missing pixels blue), each model's
+    completion titled with the PSNR of the whole image / of the missing pixels, and the truth (rows)."""
+    if image.dim() == 4:
+        image = image[0]
+    masks = torch.cat([structured_mask(k, 1, image.shape[-1], generator=torch.Generator().manual_seed(seed))
+                       for k in kinds])
+    truth = image[None].expand(len(kinds), -1, -1, -1).float()
+    preds = {label: completion_mean(model, truth, masks) for label, model in models.items()}
+    return plot_completion_grid(truth, masks, preds, column_titles=list(kinds), title=title)
+
+
+
+@torch.no_grad()
+def plot_mask_explorer(models: Mapping[str, Any], image: Tensor, index: int, kind: str = "top",
+                       ratio: float = 0.2, seed: int = 0, samples: int = 8) -> Figure:
+    """The widget figure of "Beyond the paper": one test image under one mask (``kind`` "random" uses the
+    evaluation mask of test index ``index`` at ``ratio``; the structured kinds ignore ``ratio``).
+
+    Columns: the context (missing pixels blue), one per model, the truth. Rows: the completion (titled with
+    the PSNR of the whole image / of the missing pixels); its absolute error; the model's predictive
+    standard deviation of y (the moment-matched mixture over ``samples`` draws z ~ q(z | context), the
+    decoder's sigma included). Errors and sigmas share one ``magma`` scale, so a calibrated sigma looks
+    like the error it predicts."""
+    if image.dim() == 4:
+        image = image[0]
+    x = image[None].float()
+    mask = make_mask(kind, index, image.shape[-1], ratio, seed)
+    stats = {}
+    for label, model in models.items():
+        torch.manual_seed(seed)
+        mean, std = predictive_moments(model, x, mask, samples=samples)
+        mean = mean[0].clamp(0, 1)
+        stats[label] = (mean, (mean - image).abs().mean(0), std[0].mean(0))
+    vmax = max([max(float(e.max()), float(s.max())) for _, e, s in stats.values()] + [1e-6])
+    n = len(models)
+    fig = Figure(figsize=(1.85 * (n + 2) + 0.9, 6.0), layout="constrained")
+    axes = fig.subplots(3, n + 2, squeeze=False)
+    axes[0, 0].imshow(context_image(image, mask[0]), interpolation="nearest")
+    axes[0, 0].set_title(f"context ({int(mask.sum())} pixels)", fontsize=8)
+    axes[0, -1].imshow(to_display(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes[0, -1].set_title("truth", fontsize=8)
+    im = None
+    for j, (label, (mean, err, std)) in enumerate(stats.items(), start=1):
+        met = completion_metrics(mean[None], x, mask)
+        axes[0, j].imshow(to_display(mean), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        axes[0, j].set_title(f"{label}\n{float(met['psnr_whole'][0]):.1f} / {float(met['psnr_target'][0]):.1f} dB",
+                             fontsize=8)
+        axes[1, j].imshow(err.numpy(), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        axes[1, j].set_title(f"|error| (mean {float(err.mean()):.3f})", fontsize=8)
+        im = axes[2, j].imshow(std.numpy(), cmap="magma", vmin=0, vmax=vmax, interpolation="nearest")
+        axes[2, j].set_title(f"sigma of y (mean {float(std.mean()):.3f})", fontsize=8)
+    for ax in axes.ravel():
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in (axes[1, 0], axes[2, 0], axes[1, -1], axes[2, -1]):
+        ax.axis("off")
+    if im is not None:
+        fig.colorbar(im, ax=axes[1:, -1], fraction=0.5, label="|error| and sigma of y")
+    what = f"{ratio:.0%} random pixels" if kind == "random" else f"'{kind}' mask"
+    fig.suptitle(f"test image {index}, {what}", fontsize=9)
+    return fig
+

@@ -23,6 +23,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from .. import gp as _gp
+from ..analysis import loglog_slope
 
 __all__ = [
     "BAND_F_LABEL",
@@ -30,7 +31,6 @@ __all__ = [
     "KERNEL_LABELS",
     "draw_band",
     "gp_fit",
-    "loglog_slope",
     "plot_fit_history",
     "plot_gp_fit",
     "plot_kernel_functions",
@@ -298,14 +298,15 @@ def plot_lml_landscape(
     ax.contour(ls, ns, z, levels=bounds[::4], colors="k", linewidths=0.4, alpha=0.5)
     fig.colorbar(cs, ax=ax, label=r"$\log p(\mathbf{y} \mid X, \theta)$")
     i, j = np.unravel_index(np.nanargmax(z), z.shape)
-    ax.plot(ls[j], ns[i], "x", color="w", ms=9, mew=2, label="grid maximum")
     if path is not None and len(path):
         p = to_numpy(path)
         ax.plot(p[:, 0], p[:, 1], "-", color="w", lw=1.5, label="optimiser path")
         ax.plot(p[0, 0], p[0, 1], "s", color="w", mec="k", ms=7)
-        ax.plot(p[-1, 0], p[-1, 1], "o", color="C3", mec="w", ms=7, label="fitted")
+        ax.plot(p[-1, 0], p[-1, 1], "o", color="C3", mec="w", ms=9, label="fitted")
     if truth is not None:
         ax.plot(*truth, "*", color="C1", ms=13, mec="k", label="true values")
+    # drawn last and thin, so that it stays visible on top of a fitted dot at the same place
+    ax.plot(ls[j], ns[i], "x", color="k", ms=7, mew=1.5, zorder=5, label="grid maximum")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel(r"lengthscale $\ell$")
@@ -327,17 +328,6 @@ def plot_fit_history(history, *, ax: Axes | None = None, label: str | None = Non
 
 
 # ---- cost --------------------------------------------------------------------------------------
-
-
-def loglog_slope(n, t) -> tuple[float, float]:
-    """Least-squares line through ``(log n, log t)``: returns ``(slope, intercept)``, t ~ e^b n^slope."""
-    n, t = to_numpy(n), to_numpy(t)
-    if n.shape != t.shape or n.ndim != 1 or len(n) < 2:
-        raise ValueError(f"loglog_slope needs two 1-D arrays of equal length >= 2, got {n.shape} and {t.shape}.")
-    if np.any(n <= 0) or np.any(t <= 0):
-        raise ValueError("loglog_slope needs positive sizes and times.")
-    slope, intercept = np.polyfit(np.log(n), np.log(t), 1)
-    return float(slope), float(intercept)
 
 
 def plot_scaling(

@@ -23,19 +23,18 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
-from matplotlib.colors import LinearSegmentedColormap
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from torch import Tensor
 
-from .np1d import table_html
+from ..analysis import completion_mean, make_mask, predictive_moments
+from ..metrics import completion_metrics, mean_psnr, psnr_from_mse, psnr_of_mean_mse
 
 __all__ = [
-    "MASK_CHOICES",
     "MISSING_COLOR",
-    "completion_mean",
     "context_image",
-    "make_mask",
     "plot_completion_explorer",
     "plot_completion_grid",
     "plot_contexts",
@@ -49,18 +48,11 @@ __all__ = [
     "plot_posterior_samples",
     "plot_psnr_distribution",
     "plot_rgb_channels",
-    "predictive_moments",
-    "table_html",
     "to_display",
 ]
 
 #: The colour of the missing (unobserved) pixels in every context picture.
 MISSING_COLOR = (0.24, 0.48, 0.85)
-#: Mask kinds understood by :func:`make_mask`: ``"random"`` (a ratio) and the structured kinds.
-MASK_CHOICES = ("random", "top", "bottom", "left", "right", "centre", "random_box")
-
-
-# ---- numbers -------------------------------------------------------------------------------------------
 
 
 def _batch(x: Tensor) -> Tensor:
@@ -72,69 +64,6 @@ def _batch(x: Tensor) -> Tensor:
     if x.dim() != 4:
         raise ValueError(f"expected an image (C, H, W) or a batch (B, C, H, W), got shape {tuple(x.shape)}.")
     return x
-
-
-def make_mask(kind: str, index: int | Sequence[int], size: int, ratio: float = 0.4, seed: int = 0) -> Tensor:
-    """Context masks ``(B, 1, size, size)`` for the test images ``index``.
-
-    ``kind="random"``: the reproducible evaluation mask of each test index at ``ratio``
-    (:func:`ifanp.data.eval_mask`, the masks of the paper's protocol); any other kind is a structured mask
-    (:func:`ifanp.data.structured_mask`; ``random_box`` is drawn from ``seed``), ``ratio`` is then ignored.
-    """
-    from ..data.masks import eval_mask, structured_mask
-
-    indices = [int(index)] if isinstance(index, (int, np.integer)) else [int(i) for i in index]
-    if kind == "random":
-        return eval_mask(indices, size, ratio, seed=seed)
-    if kind not in MASK_CHOICES:
-        raise ValueError(f"unknown mask kind {kind!r}; use one of {', '.join(MASK_CHOICES)}.")
-    return structured_mask(kind, len(indices), size, generator=torch.Generator().manual_seed(seed))
-
-
-@torch.no_grad()
-def completion_mean(model, images: Tensor, mask: Tensor, batch_size: int = 50) -> Tensor:
-    """The completion ``(B, C, H, W)`` in [0, 1] of ``images`` from ``mask``, on the CPU.
-
-    ``model`` is an :class:`ifanp.models.ImageModel` (its predictive mean with z at the mean of
-    q(z | context), clipped to [0, 1] as in :func:`ifanp.evaluate.evaluate`) or any callable
-    ``f(images, mask) -> (B, C, H, W)`` (a baseline such as "copy the context, fill in the mean image").
-    Images go through the model ``batch_size`` at a time (the pixel-set ANP's attention matrices grow
-    with the square of the number of pixels).
-    """
-    images, mask = _batch(images), _batch(mask)
-    if mask.shape[0] == 1 and images.shape[0] > 1:
-        mask = mask.expand(images.shape[0], -1, -1, -1)
-    outs = []
-    for i in range(0, images.shape[0], batch_size):
-        x, m = images[i : i + batch_size], mask[i : i + batch_size]
-        out = model.complete(x, m).mean if hasattr(model, "complete") else model(x, m)
-        outs.append(out.detach().cpu())
-    return torch.cat(outs).clamp(0, 1)
-
-
-@torch.no_grad()
-def predictive_moments(model, images: Tensor, mask: Tensor, samples: int = 16) -> tuple[Tensor, Tensor]:
-    """Mean and standard deviation ``(B, C, H, W)`` of a latent model's predictive distribution of y.
-
-    The predictive is the mixture over ``samples`` draws z_s ~ q(z | context) of N(mu_s, sigma_s^2);
-    its moments are
-
-        mean = (1/S) sum_s mu_s,     var = (1/S) sum_s sigma_s^2 + (1/S) sum_s (mu_s - mean)^2
-
-    (the decoder's noise plus the spread of the decoded functions). For a model without a latent the
-    second term is 0 and this is the decoder's own Gaussian.
-    """
-    images, mask = _batch(images), _batch(mask)
-    images, mask = model.check_inputs(images, mask)
-    was_training = model.training
-    model.eval()
-    try:
-        means, stds = model.predict(images, mask, samples=max(int(samples), 1) if model.latent else 0)
-    finally:
-        model.train(was_training)
-    mean = means.mean(0)
-    var = stds.pow(2).mean(0) + (means - mean).pow(2).mean(0)
-    return mean.cpu(), var.sqrt().cpu()
 
 
 def to_display(image: Tensor) -> np.ndarray:
@@ -175,8 +104,6 @@ def _show(ax, picture, title: str | None = None, fontsize: float = 8, **kw) -> N
 
 
 def _psnr_line(pred: Tensor, truth: Tensor, mask: Tensor) -> str:
-    from ..metrics import completion_metrics
-
     m = completion_metrics(_batch(pred).float(), _batch(truth).float(), _batch(mask).float())
     target = float(m["psnr_target"][0]) if (1 - mask).sum() > 0 else float("nan")
     return f"{float(m['psnr_whole'][0]):.1f} / {target:.1f} dB"
@@ -242,8 +169,6 @@ def plot_rgb_channels(image: Tensor, title: str | None = None) -> Figure:
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(f"channel {c + 1}: {name}, $f_{c + 1}(m)$", fontsize=9)
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import Normalize
 
     fig.colorbar(ScalarMappable(Normalize(0, 1), cmap="gray"), ax=axes[1:], shrink=0.8,
                  label="value: black 0, full colour 1")
@@ -362,8 +287,6 @@ def plot_metric_vs_ratio(ratios: Sequence[float], values: Mapping[str, Sequence[
 def plot_psnr_distribution(mse_per_image: Mapping[str, Tensor], title: str | None = None) -> Figure:
     """Histograms of per-image PSNR, one per entry, each with two vertical lines: the mean of the
     per-image PSNR (solid) and the PSNR of the mean MSE (dashed), 10 log10(1 / mean MSE)."""
-    from ..metrics import mean_psnr, psnr_from_mse, psnr_of_mean_mse
-
     fig = Figure(figsize=(6.6, 3.4), layout="constrained")
     ax = fig.add_subplot()
     for i, (label, mse) in enumerate(mse_per_image.items()):
@@ -628,3 +551,33 @@ def plot_ifnp_explorer(model, image: Tensor, index: int, ratio: float = 0.2, sam
     _show(axes[-1], image[0], "truth", fontsize=9)
     fig.suptitle(f"{getattr(model, 'name', 'model')}: test image {index}, {what}", fontsize=10)
     return fig
+
+
+# ---- the set convolution ("Beyond the paper") --------------------------------------------------------------
+
+
+def plot_setconv(image: Tensor, mask: Tensor, signal: Tensor, density: Tensor, k: int) -> Figure:
+    """ConvCNP's set convolution of one context, four panels: the context (missing pixels blue), the
+    density pool(mask) (the fraction of a k x k window that is observed), the normalised signal
+    pool(y * mask) / pool(mask) (an interpolation of the context; blue where no context is within reach), and
+    the truth."""
+    if image.dim() == 4:
+        image, mask, signal, density = image[0], mask[0], signal[0], density[0]
+    fig = Figure(figsize=(8.4, 2.5), layout="constrained")
+    axes = fig.subplots(1, 4)
+    axes[0].imshow(context_image(image, mask), interpolation="nearest")
+    axes[0].set_title(f"context ({float(mask.mean()):.0%} of the pixels)", fontsize=8)
+    im = axes[1].imshow(density[0].numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+    fig.colorbar(im, ax=axes[1], shrink=0.8)
+    axes[1].set_title(f"density: pool{k}(mask)", fontsize=8)
+    sig = np.repeat(to_display(signal.clamp(0, 1))[..., None], 3, -1) if signal.shape[0] == 1 else to_display(signal)
+    reach = (density[0] > 0).numpy()[..., None]
+    axes[2].imshow(sig * reach + np.asarray(MISSING_COLOR)[None, None] * (1 - reach), interpolation="nearest")
+    axes[2].set_title(f"signal: pool{k}(y·mask) / pool{k}(mask)", fontsize=8)
+    axes[3].imshow(to_display(image), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    axes[3].set_title("truth", fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return fig
+

@@ -22,6 +22,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import Tensor
 
+from ..analysis import eval_mode, mixture_moments
+from ..cli_train1d import make_sampler
+from ..data.functions import GPFunctionSampler
+from ..gp import GPRegression, cholesky
+
 __all__ = [
     "COLORS",
     "GridTask",
@@ -37,7 +42,6 @@ __all__ = [
     "plot_training_history",
     "predictive",
     "split_rmse",
-    "table_html",
 ]
 
 #: One colour per model, the same in every figure of the chapter; the GP is black/grey.
@@ -63,9 +67,6 @@ def grid_task(kernel: str = "rbf", num_context: int = 10, seed: int = 0, num_poi
     """Draw f ~ GP(0, k) on a grid of ``num_points`` points of the sampler's ``x_range`` and observe it with
     the sampler's noise; the context is ``num_context`` grid points chosen at random. ``sampler``:
     default :func:`ifanp.cli_train1d.make_sampler` of ``kernel`` (the training distribution)."""
-    from ..cli_train1d import make_sampler
-    from ..gp import cholesky
-
     if not isinstance(num_context, int) or not 0 <= num_context <= num_points:
         raise ValueError(f"num_context must be an integer in [0, {num_points}], got {num_context!r}.")
     sampler = make_sampler(kernel) if sampler is None else sampler
@@ -93,14 +94,11 @@ def predictive(model, xc: Tensor, yc: Tensor, xt: Tensor, samples: int = 32) -> 
     single = xt.dim() == 2
     if single:
         xc, yc, xt = xc[None], yc[None], xt[None]
-    model.eval()
-    if getattr(model, "latent", False):
-        means, stds = model.predict(xc, yc, xt, samples=samples)  # (S, B, Nt, 1)
-        mean = means.mean(0)
-        var = stds.pow(2).mean(0) + (means - mean).pow(2).mean(0)
-        std = var.sqrt()
-    else:
-        mean, std = model.predict(xc, yc, xt)
+    with eval_mode(model):
+        if getattr(model, "latent", False):
+            mean, std = mixture_moments(*model.predict(xc, yc, xt, samples=samples))  # over (S, B, Nt, 1)
+        else:
+            mean, std = model.predict(xc, yc, xt)
     mean, std = mean[..., 0].cpu(), std[..., 0].cpu()
     return (mean[0], std[0]) if single else (mean, std)
 
@@ -109,8 +107,6 @@ def predictive(model, xc: Tensor, yc: Tensor, xt: Tensor, samples: int = 32) -> 
 def gp_predictive(sampler, xc: Tensor, yc: Tensor, xt: Tensor) -> tuple[Tensor, Tensor]:
     """The exact GP's predictive mean and std **of y** (posterior of f plus the noise) at ``xt``,
     with the sampler's kernel and noise; shapes as :func:`predictive`. An empty context gives the prior."""
-    from ..gp import GPRegression
-
     single = xt.dim() == 2
     if single:
         xc, yc, xt = xc[None], yc[None], xt[None]
@@ -149,8 +145,6 @@ def context_fit(models: Mapping[str, object], sampler, num_contexts: Sequence[in
     for every model and for the exact GP (key ``"gp"``). Returns ``{"num_context": [...], name:
     {"context": [...], "other": [...]}}``.
     """
-    from ..data.functions import GPFunctionSampler
-
     out: dict = {"num_context": list(num_contexts)}
     names = [*models, "gp"]
     for name in names:
@@ -171,21 +165,6 @@ def context_fit(models: Mapping[str, object], sampler, num_contexts: Sequence[in
             out[name]["context"].append(float(np.sqrt(sums[0] / max(sums[2], 1))))
             out[name]["other"].append(float(np.sqrt(sums[1] / max(sums[3], 1))))
     return out
-
-
-def table_html(header: Sequence[str], rows: Sequence[Sequence[object]], caption: str | None = None) -> str:
-    """A small HTML table (for ``IPython.display.HTML``): it renders the same in Jupyter, Colab and the
-    built book, where Markdown tables printed by a cell are not rendered. Cells are escaped; floats are
-    shown as given (format them first)."""
-    from html import escape
-
-    def row(cells, tag):
-        return "<tr>" + "".join(f"<{tag}>{escape(str(c))}</{tag}>" for c in cells) + "</tr>"
-
-    head = row(header, "th")
-    body = "".join(row(r, "td") for r in rows)
-    cap = f"<caption>{escape(caption)}</caption>" if caption else ""
-    return f"<table>{cap}<thead>{head}</thead><tbody>{body}</tbody></table>"
 
 
 # ---- figures -------------------------------------------------------------------------------------------
@@ -265,8 +244,6 @@ def plot_function_samples(models: Mapping[str, object], task: GridTask, sampler,
     """One panel per latent model: its decoder means for ``num_samples`` draws z ~ q(z | context) (one
     function per z); last panel: as many exact GP posterior samples of f. Grey band in every panel: the
     GP's mean +- 2 std of y."""
-    from ..gp import GPRegression
-
     n = len(models) + 1
     fig = Figure(figsize=(4.2 * n, 3.2), layout="constrained")
     axes = fig.subplots(1, n, sharey=True, squeeze=False)[0]
@@ -352,8 +329,6 @@ def plot_np_explorer(models: Mapping[tuple[str, str], object], model: str = "anp
     is used when there is one, else the one trained on ``"rbf"`` (the title then says it is seeing
     functions of another kernel than its training functions).
     """
-    from ..cli_train1d import make_sampler
-
     trained_on = kernel if (model, kernel) in models else "rbf"
     if (model, trained_on) not in models:
         raise ValueError(f"no {model!r} model for kernel {kernel!r} or 'rbf'; have {sorted(models)}.")

@@ -2,7 +2,11 @@
 :func:`ifanp.plotting.attention.plot_attention_explorer`, the same function that draws the static figure."""
 from __future__ import annotations
 
+import ipywidgets as w
+from IPython.display import display
 from torch import Tensor
+
+from ..plotting import attention as plots
 
 __all__ = ["attention_explorer"]
 
@@ -15,15 +19,9 @@ def attention_explorer(model, images: Tensor, indices, row: int = 14, col: int =
     evaluation masks); ``model`` is an image model with GCA (ifanp-gca, ifanp, ifanp-plus). Returns an
     ``ipywidgets.interactive`` (display it, or make it the last line of a cell).
     """
-    import ipywidgets as w
-
-    from ..plotting import attention as plots
-
     size = images.shape[-1]
 
     def show(row: int, col: int, ratio: float, image: int) -> None:
-        from IPython.display import display
-
         display(plots.plot_attention_explorer(model, images[image], int(indices[image]), row=row, col=col,
                                               ratio=ratio))
 

@@ -11,7 +11,12 @@ from __future__ import annotations
 import io
 from collections.abc import Mapping, Sequence
 
+import ipywidgets as w
 import torch
+from IPython.display import display
+
+from ..analysis import MASK_CHOICES
+from ..plotting import completion
 
 __all__ = ["CompletionExplorer", "completion_explorer"]
 
@@ -27,10 +32,6 @@ class CompletionExplorer:
     def __init__(self, models: Mapping[str, object], images: torch.Tensor, indices: Sequence[int],
                  names: Sequence[str] | None = None, image: int = 0, kind: str = "random", ratio: float = 0.2,
                  samples: int = 3, draws: int = 16, seed: int = 0, max_samples: int = 6):
-        import ipywidgets as w
-
-        from ..plotting.images import MASK_CHOICES
-
         if len(images) != len(indices):
             raise ValueError(f"got {len(images)} images but {len(indices)} test indices.")
         if len(images) == 0 or not models:
@@ -71,8 +72,6 @@ class CompletionExplorer:
 
     def redraw(self) -> None:
         """Draw the picture for the current values of the controls."""
-        from ..plotting import completion
-
         c = self.controls
         names = list(c["models"].value)
         c["ratio"].disabled = c["kind"].value != "random"
@@ -93,8 +92,6 @@ class CompletionExplorer:
         self.updates += 1
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
         display(self.widget)
 
 

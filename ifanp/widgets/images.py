@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import ipywidgets as w
 import torch
+from IPython.display import display
+
+from ..analysis import MASK_CHOICES
+from ..plotting.images import plot_completion_explorer, plot_ifnp_explorer
 
 __all__ = ["completion_explorer", "ifnp_explorer"]
 
@@ -25,11 +30,6 @@ def completion_explorer(models: Mapping[str, object], images: torch.Tensor, indi
     ``models`` as :func:`~ifanp.plotting.images.plot_completion_explorer` takes them. Returns an
     ``ipywidgets.interactive`` (display it, or make it the last line of a cell).
     """
-    import ipywidgets as w
-    from IPython.display import display
-
-    from ..plotting.images import MASK_CHOICES, plot_completion_explorer
-
     _image_picker(images, indices)
 
     def show(image: int, kind: str, ratio: float) -> None:
@@ -50,11 +50,6 @@ def ifnp_explorer(model, images: torch.Tensor, indices: Sequence[int], image: in
     """Choose a test image, the context ratio (or a structured mask), the number of z samples and their
     seed; see the completion, the samples and the predictive standard deviation
     (:func:`~ifanp.plotting.images.plot_ifnp_explorer`). Returns an ``ipywidgets.interactive``."""
-    import ipywidgets as w
-    from IPython.display import display
-
-    from ..plotting.images import MASK_CHOICES, plot_ifnp_explorer
-
     _image_picker(images, indices)
 
     def show(image: int, ratio: float, kind: str, samples: int, seed: int) -> None:

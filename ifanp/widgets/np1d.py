@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import ipywidgets as w
+from IPython.display import display
+
+from ..plotting.np1d import LABELS, plot_np_explorer
+
 __all__ = ["np_explorer"]
 
 
@@ -15,15 +20,9 @@ def np_explorer(models: Mapping[tuple[str, str], object], kernels: Sequence[str]
     ``models`` maps (model name, training kernel) to a model, as :func:`~ifanp.plotting.np1d.plot_np_explorer`
     expects. Returns an ``ipywidgets.interactive`` (display it, or make it the last line of a cell).
     """
-    import ipywidgets as w
-
-    from ..plotting.np1d import LABELS, plot_np_explorer
-
     order = ("cnp", "np", "anp")
     names = sorted({m for m, _ in models}, key=lambda m: (order.index(m) if m in order else len(order), m))
     def show(num_context: int, kernel: str, model: str) -> None:
-        from IPython.display import display
-
         display(plot_np_explorer(models, model=model, kernel=kernel, num_context=num_context, seed=seed,
                                  samples=samples, num_points=num_points))
 
