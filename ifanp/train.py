@@ -253,7 +253,10 @@ def model_defaults(model: str) -> dict[str, Any]:
 
         if model not in model_names():
             raise ValueError(f"unknown model {model!r}; choose one of: {', '.join(model_names())}.")
-        with torch.device("meta"):  # only the configuration is wanted: allocate nothing
+        try:
+            with torch.device("meta"):  # only the configuration is wanted: allocate nothing
+                config = dict(build(model).config)
+        except (RuntimeError, NotImplementedError):  # a model whose constructor needs real tensors
             config = dict(build(model).config)
         for key in ("name", "channels", "size"):
             config.pop(key, None)

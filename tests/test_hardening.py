@@ -380,6 +380,7 @@ BAD_INPUTS = [
     (["export", "{tmp}/empty", "--name", "../x"], 2, "no path separators"),
     (["train1d", "--register", "np1d-cnp-rbf", "--steps", "1"], 2, "already in the registry; pass --force"),
     (["data", "mnist", "--root", "{tmp}/empty", "--no-download"], 1, "MNIST not found"),
+    (["export-onnx", "--models", "nosuch", "--out", "{tmp}/onnx", "--quiet"], 2, "no shipped weights named nosuch"),
 ]
 
 
@@ -507,3 +508,15 @@ def test_a_run_folder_copied_elsewhere_is_still_ours(tmp_path, data):
     shutil.copytree(tmp_path / "a", tmp_path / "b")
     train(_cfg(tmp_path / "b", steps=8), resume=True, log=_quiet)
     assert (tmp_path / "b" / "model.safetensors").is_file()
+
+
+def test_checkpoints_written_before_the_hash_still_resume(tmp_path, data):
+    """The runs made before this format (checkpoint.json = the bare structure) resume as before."""
+    out = tmp_path / "r"
+    train(_cfg(out, steps=8, stop_after=3), log=_quiet)
+    record = json.loads((out / "checkpoint.json").read_text())
+    (out / "checkpoint.json").write_text(json.dumps(record["state"]))  # the old layout: no format, no sha256
+    assert load_checkpoint(out)["step"] == 3
+    train(_cfg(out, steps=8), resume=True, log=_quiet)
+    train(_cfg(tmp_path / "whole", steps=8), log=_quiet)
+    assert _same_weights(out, tmp_path / "whole")
