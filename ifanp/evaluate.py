@@ -98,8 +98,9 @@ def evaluate(
         for i in range(0, n, batch_size):
             x = images[i : i + batch_size].to(dev).float().div(255)
             m = eval_mask(indices[i : i + batch_size], x.shape[-1], ratio).to(dev)
-            if hasattr(model, "predict_with_kl"):  # ImageModel: one encoding for both
-                means, _, kl = model.predict_with_kl(x, m)
+            if isinstance(model, ImageModel):  # one forward pass: the prediction and, for latent models, the KL
+                out = model(x, m, full=model.latent)
+                means, kl = out.mean, out.kl
             else:  # any object with predict (and kl when latent), e.g. a hand-written completion rule
                 means, _ = model.predict(x, m, samples=0)
                 kl = model.kl(x, m) if model.latent else None

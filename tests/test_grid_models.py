@@ -1,12 +1,20 @@
 """Properties of the image models built by ifanp.models.build (IFNP, IFANP and variants, VAE, set NPs)."""
+import math
+
 import pytest
 import torch
+from torch.distributions import Normal
 
+from ifanp.evaluate import evaluate
+from ifanp.losses import NPOutput, np_elbo_loss, predictive_log_likelihood
 from ifanp.models import InputError, build, model_names
 from ifanp.models.grid import VARIANTS, GridNP
 from ifanp.pretrained import load_weights, save_weights
 
-GRID = list(VARIANTS)
+# The CPU-sized variants; the faithful full-resolution ones ("-full", "-paper": the same class with other
+# sizes) are checked once each in test_faithful_variants_run, to keep the suite within its CI budget.
+GRID = [n for n in VARIANTS if not n.endswith(("-full", "-paper"))]
+FAITHFUL = [n for n in VARIANTS if n not in GRID]
 ALL = ["vae", "np", "anp", "cnp", *GRID]
 
 
@@ -114,15 +122,23 @@ def test_saved_and_reloaded_model_gives_identical_outputs(name, tmp_path):
     assert again.config == model.config
 
 
-def test_context_changes_the_prediction_but_hidden_pixels_do_not():
+@pytest.mark.parametrize("name", ALL)
+def test_context_changes_the_prediction_but_hidden_pixels_do_not(name):
+    """Pixels where mask = 0 must not reach the prediction, also through ifanp-plus's skip path and set
+    convolution, which read the image at full resolution; the context pixels must."""
     torch.manual_seed(0)
-    model = build("ifanp").eval()
+    model = build(name).eval()
     x, m = _batch(2)
-    base = model.complete(x, m).mean
-    hidden_changed = model.complete(x + (1 - m) * (torch.rand_like(x) - x), m).mean
-    torch.testing.assert_close(base, hidden_changed)
+    base = model.complete(x, m, samples=0)
+    hidden = x + (1 - m) * (torch.rand_like(x) - x)
+    changed = model.complete(hidden, m)
+    assert torch.equal(base.mean, changed.mean) and torch.equal(base.std, changed.std)
+    torch.manual_seed(1)
+    drawn = model(x, m, samples=3).mean
+    torch.manual_seed(1)
+    assert torch.equal(drawn, model(hidden, m, samples=3).mean)
     ctx_changed = model.complete((x + 0.5 * m).clamp(0, 1), m).mean
-    assert not torch.allclose(base, ctx_changed)
+    assert (base.mean - ctx_changed).abs().max() > 1e-5
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -183,16 +199,146 @@ def masked_mean_tiled(rep, density):
     return pooled[:, :, None, None].expand_as(rep)
 
 
+# ---- the one forward pass and what is derived from it ---------------------------------------------------
+
+
 @pytest.mark.parametrize("name", ALL)
-def test_predict_with_kl_equals_predict_and_kl(name):
-    """evaluate() calls predict_with_kl; it must give what predict(samples=0) and kl give separately."""
+def test_forward_with_fixed_eps_is_deterministic(name):
+    """z = mean + std * eps: the output is a function of (images, mask, eps); eps = 0 is the mean of
+    q(z | context), which is what samples=0 decodes; other eps give other completions."""
+    torch.manual_seed(0)
+    model = build(name).eval()
+    x, m = _batch(3)
+    d = model.z_dim or 1
+    eps = torch.randn(4, 3, d, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        a, b = model(x, m, eps), model(x, m, eps.clone())
+        assert a.mean.shape == a.std.shape == (4, 3, 1, 28, 28)
+        assert torch.equal(a.mean, b.mean) and torch.equal(a.std, b.std)
+        at_mean = model(x, m)
+        zero = model(x, m, torch.zeros(1, 3, d))
+        torch.testing.assert_close(zero.mean, at_mean.mean, rtol=0, atol=1e-6)
+        if model.z_dim is None:  # the CNP: one prediction, repeated for every row of eps
+            assert torch.equal(a.mean, at_mean.mean.expand_as(a.mean))
+        else:
+            q = at_mean.q_context
+            torch.testing.assert_close(a.z, q.mean + q.stddev * eps)
+            assert (a.mean[0] - a.mean[1]).abs().max() > 1e-6
+            # samples=S without eps draws eps ~ N(0, I) from the global generator: the same as passing it
+            torch.manual_seed(7)
+            drawn = model(x, m, samples=4)
+            torch.manual_seed(7)
+            torch.testing.assert_close(drawn.mean, model(x, m, torch.randn(4, 3, d)).mean)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_public_methods_are_the_forward_output(name):
+    """complete, predict, kl, loss and evaluate() read the one forward pass (no second copy of the skeleton)."""
     torch.manual_seed(0)
     model = build(name).eval()
     x, m = _batch(3)
     with torch.no_grad():
-        means, stds = model.predict(x, m, samples=0)
-        kl = model.kl(x, m)
-        got_means, got_stds, got_kl = model.predict_with_kl(x, m)
-    torch.testing.assert_close(got_means, means)
-    torch.testing.assert_close(got_stds, stds)
-    torch.testing.assert_close(got_kl, kl)
+        out = model(x, m, full=True)
+        done = model.complete(x, m)
+        assert torch.equal(done.mean, out.mean[0]) and torch.equal(done.std, out.std[0])
+        assert torch.equal(model.predict(x, m)[0], out.mean)
+        assert torch.equal(model.kl(x, m), out.kl)
+        assert out.kl.shape == (3,) and (out.kl >= 0).all()
+        assert (out.kl > 0).all() == model.latent  # only the Eq. 6 latent models have a KL
+        images = (x * 255).round().to(torch.uint8)
+        res = evaluate(model, images, torch.arange(3), ratios=(0.4,), nll_samples=0, progress=False)["ratios"]["0.4"]
+        assert (res["kl"] is not None) == model.latent
+
+
+@pytest.mark.parametrize("name", ["ifnp", "ifanp-plus", "np", "vae", "cnp"])
+def test_loss_is_eq6_of_the_forward_output(name):
+    """loss = KL(q(z|full) || q(z|context)) + (1/K) sum_k sum_pixels [log(sigma sqrt(2 pi)) + (y - mu_k)^2 / (2 sigma^2)]
+    with z_k ~ q(z | full image), written out here with the Gaussian densities by hand."""
+    torch.manual_seed(0)
+    model = build(name, **({"samples": 3} if name.startswith("ifnp") else {}))
+    x, m = _batch(2)
+    torch.manual_seed(11)
+    got = model.loss(x, m)
+    torch.manual_seed(11)
+    out = model(x, m, samples=model.train_samples, z_from="full")
+    mu, sd = out.mean, out.std
+    nll = (torch.log(sd * math.sqrt(2 * math.pi)) + (x - mu) ** 2 / (2 * sd**2)).sum((2, 3, 4)).mean(0)
+    if model.latent:
+        qf, qc = out.q_full, out.q_context
+        kl = (torch.log(qc.scale / qf.scale) + (qf.scale**2 + (qf.loc - qc.loc) ** 2) / (2 * qc.scale**2) - 0.5).sum(-1)
+        # the training z are draws from q(z | full image), not from q(z | context)
+        with torch.no_grad():
+            zero = model(x, m, torch.zeros(1, 2, model.z_dim), z_from="full")
+        torch.testing.assert_close(zero.z[0], qf.loc)
+        assert not torch.allclose(qf.loc, qc.loc)
+    elif out.prior is not None:  # the VAE: KL(q(z | context) || N(0, I)), weight beta = 1
+        q = out.q_context
+        kl = (-torch.log(q.scale) + (q.scale**2 + q.loc**2) / 2 - 0.5).sum(-1)
+    else:
+        kl = torch.zeros(2)
+    torch.testing.assert_close(got.nll, nll.mean())
+    torch.testing.assert_close(got.kl, kl.mean())
+    torch.testing.assert_close(got.loss, (nll + kl).mean())
+    if isinstance(model, GridNP):  # train_targets="missing": only the pixels outside the context count
+        model.cfg["train_targets"] = "missing"
+        torch.manual_seed(11)
+        missing = model.loss(x, m)
+        per_pixel = torch.log(sd * math.sqrt(2 * math.pi)) + (x - mu) ** 2 / (2 * sd**2)
+        torch.testing.assert_close(missing.nll, (per_pixel * (1 - m)).sum((2, 3, 4)).mean(0).mean())
+
+
+def test_eq6_on_a_hand_computed_case():
+    """Two pixels, one latent dimension, K = 2, numbers worked out on paper:
+    KL(N(1, 1) || N(0, 2^2)) = log 2 + (1 + 1) / 8 - 1/2; each pixel's -log N(y | mu, 0.5^2) =
+    log(0.5 sqrt(2 pi)) + (y - mu)^2 / 0.5."""
+    y = torch.tensor([[[[0.0, 1.0]]]])  # (B=1, C=1, H=1, W=2)
+    mean = torch.tensor([[[[[0.0, 0.0]]]], [[[[1.0, 1.0]]]]])  # K=2 rows: errors (0, 1) and (1, 0)
+    std = torch.full_like(mean, 0.5)
+    out = NPOutput(mean, std, z=torch.zeros(2, 1, 1), q_context=Normal(torch.zeros(1, 1), torch.full((1, 1), 2.0)),
+                   q_full=Normal(torch.ones(1, 1), torch.ones(1, 1)))
+    per_pixel = math.log(0.5 * math.sqrt(2 * math.pi))
+    nll = 2 * per_pixel + 1 / 0.5  # each row: one exact pixel and one off by 1; the mean of the 2 rows
+    kl = math.log(2) + 2 / 8 - 0.5
+    loss, got_nll, got_kl = np_elbo_loss(out, y)
+    assert float(got_nll) == pytest.approx(nll, abs=1e-6)
+    assert float(got_kl) == pytest.approx(kl, abs=1e-6)
+    assert float(loss) == pytest.approx(nll + kl, abs=1e-6)
+    # only the first pixel as target: -log N(0 | 0, .) and -log N(0 | 1, .), averaged
+    targets = torch.tensor([[[[1.0, 0.0]]]])
+    assert float(np_elbo_loss(out, y, targets)[1]) == pytest.approx(per_pixel + 0.5 / 0.5, abs=1e-6)
+    # without a latent the loss is the exact -log p, and the predictive log-likelihood its negative
+    det = NPOutput(mean[:1], std[:1])
+    assert float(np_elbo_loss(det, y)[0]) == pytest.approx(2 * per_pixel + 2.0, abs=1e-6)
+    assert float(predictive_log_likelihood(det, y)) == pytest.approx(-(2 * per_pixel + 2.0), abs=1e-6)
+
+
+@pytest.mark.parametrize("name", ["ifnp", "ifanp", "ifanp-plus", "np", "anp"])
+def test_kl_closed_form_equals_monte_carlo(name):
+    """The KL that evaluate() reports, KL(q(z|full) || q(z|context)) in closed form, equals the Monte-Carlo
+    mean of log q(z|full) - log q(z|context) over z ~ q(z|full) (the other direction would not)."""
+    torch.manual_seed(0)
+    model = build(name).eval()
+    x, _ = _batch(2)
+    m = torch.zeros(2, 1, 28, 28)
+    m[..., :4] = 1  # the context: the four left columns, unlike the whole image
+    with torch.no_grad():  # sharpen q(z | .) so that the two posteriors differ clearly (KL of a nat or more)
+        last = model.encoder3[-1] if isinstance(model, GridNP) else model.net.latent_path.head.rest[-1]
+        last.weight.mul_(20.0)
+        out = model(x, m, full=True)
+        z = out.q_full.mean + out.q_full.stddev * torch.randn(20000, *out.q_full.mean.shape)
+        log_ratio = (out.q_full.log_prob(z) - out.q_context.log_prob(z)).sum(-1)  # (S, B)
+    mc, se = log_ratio.mean(0), log_ratio.std(0) / math.sqrt(log_ratio.shape[0])
+    assert (out.kl > 0.5).all(), out.kl
+    assert ((mc - out.kl).abs() < 5 * se + 1e-4).all(), (mc, out.kl, se)
+
+
+@pytest.mark.parametrize("name", FAITHFUL)
+def test_faithful_variants_run(name):
+    """The full-resolution configurations are GridNP too: one completion and one loss, finite, right shapes."""
+    torch.manual_seed(0)
+    model = build(name)
+    assert type(model) is GridNP and model.cfg["down"] == 1
+    x, m = _batch(1)
+    out = model.complete(x, m, samples=1)
+    assert out.mean.shape == (1, 1, 28, 28) and out.samples.shape == (1, 1, 1, 28, 28)
+    assert torch.isfinite(model.loss(x, m).loss)

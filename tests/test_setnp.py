@@ -315,7 +315,7 @@ def test_elbo_is_below_the_importance_sampled_log_likelihood():
     with torch.no_grad():
         kl = model.kl(xc, yc, xt, yt)
         assert (kl > 0.5).all(), kl
-        elbo = -model.objective(xc, yc, None, xt, yt, None, samples=4000)[0]  # Eq. 5, many z draws
+        elbo = model.elbo(xc, yc, xt, yt, samples=4000)  # Eq. 5, many z draws
         is1 = torch.stack([model.log_likelihood(xc, yc, xt, yt, samples=1) for _ in range(2000)])
         is64 = torch.stack([model.log_likelihood(xc, yc, xt, yt, samples=64) for _ in range(50)])
     # E[IS with K=1] = E_q[log p(y|z) + log q(z|C) - log q(z|T)] is exactly the ELBO.

@@ -120,12 +120,25 @@ def test_cli_reports_bad_arguments_without_traceback(capsys):
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
-def test_ddp_with_two_cpu_processes(tmp_path):
-    """The same command under torchrun trains with DistributedDataParallel (gloo backend)."""
+def test_ddp_with_two_cpu_processes_equals_one_process_on_the_global_batch(tmp_path):
+    """The same command under torchrun trains with DistributedDataParallel (gloo backend): each process
+    takes half of every batch (with the masks and latent noise one process would draw for it), and the
+    averaged gradients give the weights of a single-process run of the same global batch."""
     out = tmp_path / "ddp"
+    args = ["train", "--model", "ifanp", "--steps", "4", "--batch-size", "8", "--train-limit", "32",
+            "--threads", "1", "--no-progress", "--device", "cpu", "--lr", "0.05", *TINY_ARGS]
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-           "-m", "ifanp", "train", "--model", "ifanp", "--steps", "4", "--batch-size", "8", "--train-limit", "32",
-           "--threads", "1", "--no-progress", "--device", "cpu", "--out", str(out), *TINY_ARGS]
+           "-m", "ifanp", *args, "--out", str(out)]
     done = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
     assert (out / "model.safetensors").is_file() and load_checkpoint(out)["step"] == 4
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    assert main([*args, "--steps", "1", "--out", str(tmp_path / "short")]) == 0
+    ddp, one, short = _weights(out), _weights(tmp_path / "one"), _weights(tmp_path / "short")
+    assert ddp.keys() == one.keys()
+    diff = max(float((ddp[k] - one[k]).abs().max()) for k in ddp)
+    moved = max(float((one[k] - short[k]).abs().max()) for k in one)
+    print(f"DDP vs one process: max |w| difference {diff:.2e}; 3 more steps move the weights by {moved:.2e}")
+    for k in ddp:
+        torch.testing.assert_close(ddp[k], one[k], rtol=1e-4, atol=1e-5, msg=k)
+    assert moved > 100 * 1e-5  # the tolerance is far below what 3 training steps change

@@ -34,9 +34,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from ..losses import gaussian_log_likelihood, importance_log_likelihood, np_elbo_loss
-from .registry import register
-from .base import ImageModel, InputError, LossOutput
+from ..losses import NPOutput, draw_latent
+from .base import ImageModel, InputError
 from .modules import (
     GlobalCrossAttention,
     LocalPooledAttention,
@@ -44,6 +43,7 @@ from .modules import (
     coordinate_grid,
     masked_avg_pool,
 )
+from .registry import register
 
 DEFAULTS: dict[str, Any] = {
     "hidden": 64,  # channels c of the feature maps (SPEC: 128; 64 keeps CPU training practical)
@@ -172,7 +172,11 @@ class GridNP(ImageModel):
         """q(z | .) from ConvEncoder1 features: Mask + Avgpool + Division, then ConvEncoder3."""
         stats = self.encoder3(masked_avg_pool(features, density))
         mu, raw = stats.chunk(2, dim=-1)
-        return Normal(mu, 0.1 + 0.9 * torch.sigmoid(raw))
+        return Normal(mu, 0.1 + 0.9 * torch.sigmoid(raw), validate_args=False)
+
+    def full_latent_dist(self, images: Tensor, mask: Tensor) -> Normal:
+        """q(z | full image): the latent path with every pixel observed."""
+        return self.latent_dist(*self.encode(images, torch.ones_like(mask))[:2])
 
     def deterministic(self, features: Tensor, density: Tensor) -> Tensor | None:
         """R_pred (B, c, size/down, size/down) of the deterministic path, or None for IFNP."""
@@ -246,61 +250,35 @@ class GridNP(ImageModel):
         return {"input": feats, "output1": out1, "output2": out2, "output": self.local(feats),
                 "weights": weights.view(b, 9, h, w)}
 
-    # ---- the ImageModel contract ----------------------------------------------------------------------
-    def _paths(self, images: Tensor, mask: Tensor) -> tuple[Normal, Normal, Tensor | None]:
-        feats, dens, stem = self.encode(images, mask)
-        q_context = self.latent_dist(feats, dens)
-        return self._q_full(images, mask), q_context, (self.deterministic(feats, dens), stem)
+    # ---- the one forward pass ---------------------------------------------------------------------------
+    @property
+    def train_samples(self) -> int:
+        return int(self.cfg["samples"])
 
-    def _q_full(self, images: Tensor, mask: Tensor) -> Normal:
-        """q(z | full image): the latent path with every pixel observed."""
-        return self.latent_dist(*self.encode(images, torch.ones_like(mask))[:2])
+    @property
+    def z_dim(self) -> int:
+        return int(self.cfg["z_dim"])
 
-    def _targets(self, mask: Tensor, target_mask: Tensor | None) -> Tensor | None:
+    def loss_targets(self, mask: Tensor, target_mask: Tensor | None) -> Tensor | None:
         if target_mask is not None:
             return target_mask
         return None if self.cfg["train_targets"] == "all" else 1 - mask
 
-    def loss(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None) -> LossOutput:
-        """Eq. 6: KL(q(z|full) || q(z|context)) - (1/K) sum_k sum_targets log N(y | mu_k, sigma_k^2)."""
-        q_full, q_context, (rep, stem) = self._paths(images, mask)
-        z = q_full.rsample((self.cfg["samples"],))
-        mean, sigma = self.decode(z, rep, images, mask, stem)
-        loss, nll, kl = np_elbo_loss(images, mean, sigma, q_full, q_context, self._targets(mask, target_mask))
-        mse = ((mean - images) ** 2).mean(dim=(0, 2, 3, 4))
-        return LossOutput(loss.mean(), nll.mean(), kl.mean(), mse.mean())
+    def forward(self, images: Tensor, mask: Tensor, eps: Tensor | None = None, *, samples: int = 0,
+                full: bool = False, z_from: str = "context", target_mask: Tensor | None = None) -> NPOutput:
+        """Encode the context, aggregate (latent path; deterministic path for IFANP variants), decode.
 
-    def predict(self, images: Tensor, mask: Tensor, samples: int = 0) -> tuple[Tensor, Tensor]:
+        See :meth:`ifanp.models.base.ImageModel.forward` for the arguments; ``target_mask`` is not used
+        (q(z | full) always reads the whole image).
+        """
+        if z_from not in ("context", "full"):
+            raise InputError(f"z_from must be 'context' or 'full', got {z_from!r}.")
         feats, dens, stem = self.encode(images, mask)
         q_context = self.latent_dist(feats, dens)
-        z = q_context.mean.unsqueeze(0) if samples == 0 else q_context.sample((samples,))
-        return self.decode(z, self.deterministic(feats, dens), images, mask, stem)
-
-    def kl(self, images: Tensor, mask: Tensor) -> Tensor:
-        q_context = self.latent_dist(*self.encode(images, mask)[:2])
-        return torch.distributions.kl_divergence(self._q_full(images, mask), q_context).sum(-1)
-
-    def predict_with_kl(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """``predict(samples=0)`` and ``kl`` from one encoding of the context (what ``evaluate`` calls)."""
-        feats, dens, stem = self.encode(images, mask)
-        q_context = self.latent_dist(feats, dens)
-        means, stds = self.decode(q_context.mean.unsqueeze(0), self.deterministic(feats, dens), images, mask, stem)
-        return means, stds, torch.distributions.kl_divergence(self._q_full(images, mask), q_context).sum(-1)
-
-    def log_likelihood(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
-        """Importance-sampled log p(y_T | context) with proposal q(z | full image) (see ifanp.losses)."""
-        q_full, q_context, (rep, stem) = self._paths(images, mask)
-        z = q_full.sample((samples,))
-        mean, sigma = self.decode(z, rep, images, mask, stem)
-        return importance_log_likelihood(images, mean, sigma, z, q_full, q_context, target_mask)
-
-    def elbo(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
-        """Per-image Eq. 5 lower bound with ``samples`` draws of z (for comparisons with log_likelihood)."""
-        q_full, q_context, (rep, stem) = self._paths(images, mask)
-        z = q_full.sample((samples,))
-        mean, sigma = self.decode(z, rep, images, mask, stem)
-        log_lik = gaussian_log_likelihood(images, mean, sigma, target_mask).mean(0)
-        return log_lik - torch.distributions.kl_divergence(q_full, q_context).sum(-1)
+        q_full = self.full_latent_dist(images, mask) if full or z_from == "full" else None
+        z = draw_latent(q_full if z_from == "full" else q_context, samples, eps)
+        mean, std = self.decode(z, self.deterministic(feats, dens), images, mask, stem)
+        return NPOutput(mean, std, z, q_context, q_full)
 
 
 #: The paper's models and our addition; every one is GridNP with other parts.
@@ -310,6 +288,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "ifanp-se": {"deterministic": True, "local": "se"},
     "ifanp-gca": {"deterministic": True, "gca": True},
     "ifanp": {"deterministic": True, "local": "lpa", "gca": True},
+    # Faithful configurations beside the CPU-friendly rows above (which keep the shipped weights'
+    # configurations): ConvEncoder1 reads the context's values and locations (positions) and every map
+    # stays at full resolution (down=1). "-full" keeps the CPU widths (c = d_z = d_k = 64); "-paper" has
+    # the SPEC's widths (SPEC 4.3 and 8: c = d_z = d_k = 128, stem 64), for tools/train_paper_scale.py.
+    **{f"{n}{tag}": {**p, "down": 1, "positions": True, **widths}
+       for n, p in (("ifnp", {}), ("ifanp-lpa", {"deterministic": True, "local": "lpa"}),
+                    ("ifanp-se", {"deterministic": True, "local": "se"}),
+                    ("ifanp-gca", {"deterministic": True, "gca": True}),
+                    ("ifanp", {"deterministic": True, "local": "lpa", "gca": True}))
+       for tag, widths in (("-full", {}), ("-paper", {"hidden": 128, "stem": 64, "z_dim": 128, "gca_key_dim": 128}))},
     # Ours, beside the faithful model (never replacing it): full-resolution context skip into the
     # decoder, a density-normalised convolution of the context at the input, a locality prior in GCA,
     # and a learned (homoscedastic) sigma.

@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Normal
 
-from ..losses import gaussian_log_likelihood, importance_log_likelihood, kl_normal, np_elbo_loss
+from ..losses import NPOutput, draw_latent, np_elbo_loss, predictive_log_likelihood, squared_error
 from .base import ImageModel, InputError, LossOutput
 from .modules import coordinate_grid
 from .registry import register
@@ -280,7 +280,7 @@ class LatentPath(nn.Module):
         if self.self_attention is not None:
             s = self.self_attention(s, mask)
         mu, raw = self.head(masked_mean(s, mask)).chunk(2, dim=-1)
-        return Normal(mu, 0.1 + 0.9 * torch.sigmoid(raw))
+        return Normal(mu, 0.1 + 0.9 * torch.sigmoid(raw), validate_args=False)
 
     def forward(self, x: Tensor, y: Tensor, mask: Tensor | None) -> Normal:
         """q(z | the points of (x, y) where ``mask`` is True)."""
@@ -367,7 +367,7 @@ class SetNP(nn.Module):
         """The device of the model's parameters."""
         return next(self.parameters()).device
 
-    # ---- unchecked core (tensors already validated; x may have batch size 1 when shared) -----------
+    # ---- the parts -----------------------------------------------------------------------------------
     def represent(self, xc: Tensor, yc: Tensor, cmask: Tensor | None, xt: Tensor) -> Tensor | None:
         """The deterministic representation r*(x_t), (B, Nt or 1, r_dim), or ``None`` without that path."""
         if self.deterministic is None:
@@ -386,74 +386,45 @@ class SetNP(nn.Module):
         shape = (mean.shape[0], batch, xt.shape[1], self.y_dim)
         return mean.expand(shape), std.expand(shape)
 
-    def predictive(self, xc: Tensor, yc: Tensor, cmask: Tensor | None, xt: Tensor,
-                   samples: int = 0) -> tuple[Tensor, Tensor]:
-        """Mean and std (S, B, Nt, y_dim), S = max(samples, 1): z ~ q(z | C), or its mean if samples = 0."""
-        r = self.represent(xc, yc, cmask, xt)
-        z = None
-        if self.latent:
-            (q_c,) = self.latent_distributions(xc, yc, [cmask])
-            z = q_c.mean.unsqueeze(0) if samples == 0 else q_c.rsample((samples,))
-        mean, std = self.decode(xt, r, z)
-        if samples > 0 and mean.shape[0] != samples:  # deterministic model: the same prediction S times
-            mean, std = mean.expand(samples, *mean.shape[1:]), std.expand(samples, *std.shape[1:])
-        return mean, std
+    # ---- the one forward pass (tensors already checked; x may have batch size 1 when shared) ----------
+    def forward(self, xc: Tensor, yc: Tensor, xt: Tensor, yt: Tensor | None = None,
+                context_mask: Tensor | None = None, target_mask: Tensor | None = None, *,
+                eps: Tensor | None = None, samples: int = 0, z_from: str = "context",
+                full: tuple[Tensor, Tensor, Tensor | None] | None = None) -> NPOutput:
+        """Encode the context, aggregate, draw z, decode at ``xt``: an :class:`~ifanp.losses.NPOutput`
+        with mean and std (S, B, Nt, y_dim).
 
-    def objective(self, xc: Tensor, yc: Tensor, cmask: Tensor | None, xt: Tensor, yt: Tensor,
-                  tmask: Tensor | None, full: tuple[Tensor, Tensor, Tensor | None] | None = None,
-                  samples: int | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """Per task (B,): ``(loss, nll, kl)`` and the decoded means (K, B, Nt, y_dim).
-
-        Latent models: Eq. 6, KL(q(z | full) || q(z | C)) - (1/K) sum_k sum_targets log p(y | z_k),
-        z_k ~ q(z | full) reparameterised. ``full`` = (x, y, mask) of the "context + targets" set;
-        default the target set. When ``full`` shares its points with the context (an image's pixel
-        set) the latent encodings are computed once. Deterministic models: -sum_targets log p(y).
+        Masks are boolean (True = a real point). q(z | full) is computed from ``full`` = (x, y, mask)
+        (default: the targets (xt, yt, target_mask) when ``yt`` is given); when ``full`` shares its
+        points with the context (an image's pixel set) the latent encodings are computed once.
+        z = q.mean + q.stddev * eps, q = q(z | context) or, with ``z_from="full"``, q(z | full)
+        (training, importance sampling); ``eps`` None: the mean if ``samples=0``, else ``samples``
+        draws. A model without z repeats its one prediction S times.
         """
-        samples = self.train_samples if samples is None else samples
-        r = self.represent(xc, yc, cmask, xt)
-        weights = None if tmask is None else tmask.unsqueeze(-1).to(yt.dtype)
-        if not self.latent:
-            mean, std = self.decode(xt, r, None)
-            nll = -gaussian_log_likelihood(yt, mean[0], std[0], weights)
-            return nll, nll, torch.zeros_like(nll), mean
-        q_full, q_c = self._posterior_and_prior(xc, yc, cmask, xt, yt, tmask, full)
-        z = q_full.rsample((samples,))
+        if z_from not in ("context", "full"):
+            raise InputError(f"z_from must be 'context' or 'full', got {z_from!r}.")
+        r = self.represent(xc, yc, context_mask, xt)
+        z = q_c = q_full = None
+        if self.latent:
+            if full is None and yt is not None:
+                full = (xt, yt, target_mask)
+            if full is None:
+                if z_from == "full":
+                    raise InputError("z_from='full' needs the targets (yt) or the full set.")
+                (q_c,) = self.latent_distributions(xc, yc, [context_mask])
+            elif full[0] is xc and full[1] is yc:
+                q_c, q_full = self.latent_distributions(xc, yc, [context_mask, full[2]])
+            else:
+                (q_c,) = self.latent_distributions(xc, yc, [context_mask])
+                (q_full,) = self.latent_distributions(*full[:2], [full[2]])
+            z = draw_latent(q_full if z_from == "full" else q_c, samples, eps)
         mean, std = self.decode(xt, r, z)
-        loss, nll, kl = np_elbo_loss(yt, mean, std, q_full, q_c, weights)
-        return loss, nll, kl, mean
+        s = eps.shape[0] if eps is not None else samples
+        if z is None and s > 1:  # deterministic model: the same prediction S times
+            mean, std = mean.expand(s, *mean.shape[1:]), std.expand(s, *std.shape[1:])
+        return NPOutput(mean, std, z, q_c, q_full)
 
-    def importance_ll(self, xc: Tensor, yc: Tensor, cmask: Tensor | None, xt: Tensor, yt: Tensor,
-                      tmask: Tensor | None, samples: int,
-                      full: tuple[Tensor, Tensor, Tensor | None] | None = None) -> Tensor:
-        """log p(y_T | C) per task (B,): exact for deterministic models, importance-sampled (proposal
-        q(z | full), ``samples`` draws) for latent ones (:func:`ifanp.losses.importance_log_likelihood`)."""
-        r = self.represent(xc, yc, cmask, xt)
-        weights = None if tmask is None else tmask.unsqueeze(-1).to(yt.dtype)
-        if not self.latent:
-            mean, std = self.decode(xt, r, None)
-            return gaussian_log_likelihood(yt, mean[0], std[0], weights)
-        q_full, q_c = self._posterior_and_prior(xc, yc, cmask, xt, yt, tmask, full)
-        z = q_full.sample((samples,))
-        mean, std = self.decode(xt, r, z)
-        return importance_log_likelihood(yt, mean, std, z, q_full, q_c, weights)
-
-    def kl_core(self, xc, yc, cmask, xt, yt, tmask, full=None) -> Tensor:
-        """KL(q(z | full) || q(z | C)) per task (B,); zeros without a latent path."""
-        if not self.latent:
-            return yt.new_zeros(yt.shape[0])
-        q_full, q_c = self._posterior_and_prior(xc, yc, cmask, xt, yt, tmask, full)
-        return kl_normal(q_full, q_c)
-
-    def _posterior_and_prior(self, xc, yc, cmask, xt, yt, tmask, full) -> tuple[Normal, Normal]:
-        xf, yf, fmask = (xt, yt, tmask) if full is None else full
-        if xf is xc and yf is yc:
-            q_c, q_full = self.latent_distributions(xc, yc, [cmask, fmask])
-        else:
-            (q_c,) = self.latent_distributions(xc, yc, [cmask])
-            (q_full,) = self.latent_distributions(xf, yf, [fmask])
-        return q_full, q_c
-
-    # ---- the checked set API ------------------------------------------------------------------------
+    # ---- the checked set API, derived from forward ---------------------------------------------------
     def loss(self, xc: Tensor, yc: Tensor, xt: Tensor, yt: Tensor, context_mask: Tensor | None = None,
              target_mask: Tensor | None = None, samples: int | None = None) -> LossOutput:
         """The training objective, averaged over the tasks of the batch (Eq. 6; CNP: -log p).
@@ -462,14 +433,12 @@ class SetNP(nn.Module):
         over the target points.
         """
         xc, yc, xt, yt, cm, tm = self._check(xc, yc, xt, yt, context_mask, target_mask)
-        loss, nll, kl, mean = self.objective(xc, yc, cm, xt, yt, tm, samples=samples)
-        sq = (mean - yt).pow(2).mean(0)  # (B, Nt, y_dim)
-        if tm is None:
-            mse = sq.mean()
-        else:
-            w = tm.unsqueeze(-1).to(sq.dtype)
-            mse = (sq * w).sum() / (w.sum() * self.y_dim).clamp(min=1)
-        return LossOutput(loss=loss.mean(), nll=nll.mean(), kl=kl.mean(), mse=mse.detach())
+        k = self.train_samples if samples is None else samples
+        out = self(xc, yc, xt, yt, cm, tm, samples=k, z_from="full" if self.latent else "context")
+        weights = self._weights(tm)
+        loss, nll, kl = np_elbo_loss(out, yt, weights)
+        return LossOutput(loss=loss.mean(), nll=nll.mean(), kl=kl.mean(),
+                          mse=squared_error(out.mean, yt, weights).detach())
 
     def predict(self, xc: Tensor, yc: Tensor, xt: Tensor, samples: int = 0,
                 context_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -479,15 +448,10 @@ class SetNP(nn.Module):
         prediction per z ~ q(z | context), (S, B, Nt, y_dim) each. An empty context (Nc = 0 or an
         all-False mask) gives the model's prior prediction.
         """
-        if not isinstance(samples, int) or samples < 0:
-            raise InputError(f"samples must be an integer >= 0, got {samples!r}.")
+        ImageModel.check_samples(samples, 0)
         xc, yc, xt, _, cm, _ = self._check(xc, yc, xt, None, context_mask, None)
-        mean, std = self.predictive(xc, yc, cm, xt, samples)
-        return (mean[0], std[0]) if samples == 0 else (mean, std)
-
-    def forward(self, xc: Tensor, yc: Tensor, xt: Tensor, context_mask: Tensor | None = None):
-        """Same as ``predict(xc, yc, xt, samples=0, context_mask=...)``."""
-        return self.predict(xc, yc, xt, 0, context_mask)
+        out = self(xc, yc, xt, context_mask=cm, samples=samples)
+        return (out.mean[0], out.std[0]) if samples == 0 else (out.mean, out.std)
 
     def log_likelihood(self, xc: Tensor, yc: Tensor, xt: Tensor, yt: Tensor, samples: int = 16,
                        context_mask: Tensor | None = None, target_mask: Tensor | None = None) -> Tensor:
@@ -496,16 +460,28 @@ class SetNP(nn.Module):
         Exact for the CNP; for latent models the importance-sampled estimate with ``samples`` draws
         from q(z | targets) (a stochastic lower bound that tightens as ``samples`` grows).
         """
-        if not isinstance(samples, int) or samples < 1:
-            raise InputError(f"samples must be an integer >= 1, got {samples!r}.")
+        ImageModel.check_samples(samples, 1)
         xc, yc, xt, yt, cm, tm = self._check(xc, yc, xt, yt, context_mask, target_mask)
-        return self.importance_ll(xc, yc, cm, xt, yt, tm, samples)
+        out = self(xc, yc, xt, yt, cm, tm, samples=samples, z_from="full" if self.latent else "context")
+        return predictive_log_likelihood(out, yt, self._weights(tm))
+
+    def elbo(self, xc: Tensor, yc: Tensor, xt: Tensor, yt: Tensor, samples: int = 16,
+             context_mask: Tensor | None = None, target_mask: Tensor | None = None) -> Tensor:
+        """The Eq. 5 lower bound per task (B,) with ``samples`` draws of z ~ q(z | targets)."""
+        ImageModel.check_samples(samples, 1)
+        xc, yc, xt, yt, cm, tm = self._check(xc, yc, xt, yt, context_mask, target_mask)
+        out = self(xc, yc, xt, yt, cm, tm, samples=samples, z_from="full" if self.latent else "context")
+        return -np_elbo_loss(out, yt, self._weights(tm))[0]
 
     def kl(self, xc: Tensor, yc: Tensor, xt: Tensor, yt: Tensor, context_mask: Tensor | None = None,
            target_mask: Tensor | None = None) -> Tensor:
         """KL(q(z | targets) || q(z | context)) per task (B,); zeros for the CNP."""
         xc, yc, xt, yt, cm, tm = self._check(xc, yc, xt, yt, context_mask, target_mask)
-        return self.kl_core(xc, yc, cm, xt, yt, tm)
+        return self(xc, yc, xt, yt, cm, tm).kl
+
+    @staticmethod
+    def _weights(tmask: Tensor | None) -> Tensor | None:
+        return None if tmask is None else tmask.unsqueeze(-1).float()
 
     def _check(self, xc, yc, xt, yt, cmask, tmask):
         """Validate shapes; return float tensors (and boolean masks) on the model's device."""
@@ -603,19 +579,20 @@ class PixelSetModel(ImageModel):
         coords = coordinate_grid(size, size).flatten(2).transpose(1, 2).contiguous()  # (1, H*W, 2)
         self.register_buffer("coords", coords, persistent=False)
 
+    @property
+    def train_samples(self) -> int:
+        return self.net.train_samples
+
+    @property
+    def z_dim(self) -> int | None:
+        return int(self.config["z_dim"]) if self.latent else None
+
     def _sets(self, images: Tensor, mask: Tensor, target_mask: Tensor | None):
+        """(coordinates (1, H*W, 2), values (B, H*W, C), context (B, H*W), targets (B, H*W) or None)."""
         b = images.shape[0]
         y = images.flatten(2).transpose(1, 2)  # (B, H*W, C)
         cmask = mask.reshape(b, -1) > 0
-        tmask = None
-        if target_mask is not None:
-            if not isinstance(target_mask, Tensor):
-                raise InputError(f"target_mask must be a tensor of the mask's shape {tuple(mask.shape)}.")
-            tm = target_mask.unsqueeze(1) if target_mask.dim() == 3 else target_mask
-            if tuple(tm.shape) != tuple(mask.shape):
-                raise InputError(f"target_mask must have the mask's shape {tuple(mask.shape)}, "
-                                 f"got {tuple(target_mask.shape)}.")
-            tmask = tm.reshape(b, -1).to(cmask.device) > 0
+        tmask = None if target_mask is None else target_mask.reshape(b, -1) > 0
         return self.coords, y, cmask, tmask
 
     def _to_image(self, t: Tensor) -> Tensor:
@@ -623,44 +600,19 @@ class PixelSetModel(ImageModel):
         s, b = t.shape[:2]
         return t.reshape(s, b, self.size, self.size, self.channels).permute(0, 1, 4, 2, 3)
 
-    def _full(self, x, y, cmask, tmask):
-        fmask = None if tmask is None else (cmask | tmask)
-        return (x, y, fmask)
+    def forward(self, images: Tensor, mask: Tensor, eps: Tensor | None = None, *, samples: int = 0,
+                full: bool = False, z_from: str = "context", target_mask: Tensor | None = None) -> NPOutput:
+        """The set model's forward pass on the image's pixel set, with mean and std as images.
 
-    def loss(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None) -> LossOutput:
-        """Eq. 6 (NP, ANP) or -log p (CNP) summed over the target pixels, averaged over the images."""
-        images, mask = self.check_inputs(images, mask)
-        x, y, cm, tm = self._sets(images, mask, target_mask)
-        loss, nll, kl, mean = self.net.objective(x, y, cm, x, y, tm, full=self._full(x, y, cm, tm))
-        mse = (mean.mean(0) - y).pow(2).mean()
-        return LossOutput(loss=loss.mean(), nll=nll.mean(), kl=kl.mean(), mse=mse.detach())
-
-    def predict(self, images: Tensor, mask: Tensor, samples: int = 0) -> tuple[Tensor, Tensor]:
-        """Means and stds (S, B, C, H, W), S = max(samples, 1); z = mean of q(z | context) if samples = 0."""
-        if not isinstance(samples, int) or samples < 0:
-            raise InputError(f"samples must be an integer >= 0, got {samples!r}.")
-        images, mask = self.check_inputs(images, mask)
-        x, y, cm, _ = self._sets(images, mask, None)
-        mean, std = self.net.predictive(x, y, cm, x, samples)
-        return self._to_image(mean), self._to_image(std)
-
-    def kl(self, images: Tensor, mask: Tensor) -> Tensor:
-        """KL(q(z | full image) || q(z | context)) per image (B,); zeros for the CNP."""
-        images, mask = self.check_inputs(images, mask)
-        x, y, cm, _ = self._sets(images, mask, None)
-        return self.net.kl_core(x, y, cm, x, y, None, full=(x, y, None))
-
-    def log_likelihood(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None,
-                       samples: int = 16) -> Tensor:
-        """log p(y_T | context) per image (B,), summed over the target pixels (all pixels by default).
-
-        Exact for the CNP; importance-sampled with proposal q(z | context + targets) otherwise.
+        q(z | full) is computed from the context and the targets (``target_mask``; all pixels by
+        default). See :meth:`ifanp.models.base.ImageModel.forward` for the other arguments.
         """
-        if not isinstance(samples, int) or samples < 1:
-            raise InputError(f"samples must be an integer >= 1, got {samples!r}.")
-        images, mask = self.check_inputs(images, mask)
         x, y, cm, tm = self._sets(images, mask, target_mask)
-        return self.net.importance_ll(x, y, cm, x, y, tm, samples, full=self._full(x, y, cm, tm))
+        whole = (x, y, None if tm is None else cm | tm) if (full or z_from == "full") and self.latent else None
+        out = self.net(x, y, x, context_mask=cm, eps=eps, samples=samples,
+                       z_from=z_from if self.latent else "context", full=whole)
+        out.mean, out.std = self._to_image(out.mean), self._to_image(out.std)
+        return out
 
 
 @register("np")

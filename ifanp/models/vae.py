@@ -9,16 +9,15 @@ the same conditional-prior convention the neural processes use.
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Normal, kl_divergence
+from torch.distributions import Normal
 
-from ..losses import gaussian_log_likelihood
-from .base import ImageModel, InputError, LossOutput
+from ..losses import NPOutput, draw_latent
+from .base import ImageModel, InputError
 from .registry import register
 
 DEFAULTS: dict[str, Any] = {"hidden": 64, "z_dim": 64, "sigma_value": 0.1, "beta": 1.0}
@@ -55,7 +54,7 @@ class ConvVAE(ImageModel):
 
     def posterior(self, images: Tensor, mask: Tensor) -> Normal:
         mu, raw = self.encoder(torch.cat([images * mask, mask], 1)).chunk(2, dim=-1)
-        return Normal(mu, F.softplus(raw) + 1e-4)
+        return Normal(mu, F.softplus(raw) + 1e-4, validate_args=False)
 
     def decode(self, z: Tensor) -> tuple[Tensor, Tensor]:
         k, b = z.shape[:2]
@@ -63,26 +62,26 @@ class ConvVAE(ImageModel):
         mean = torch.sigmoid(self.decoder(x)).view(k, b, self.channels, self.size, self.size)
         return mean, torch.full_like(mean, self.cfg["sigma_value"])
 
-    def loss(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None) -> LossOutput:
-        q = self.posterior(images, mask)
-        mean, sigma = self.decode(q.rsample((1,)))
-        nll = -gaussian_log_likelihood(images, mean, sigma, target_mask).mean(0)
-        prior = Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale))
-        kl = kl_divergence(q, prior).sum(-1)
-        loss = nll + self.cfg["beta"] * kl
-        mse = ((mean - images) ** 2).mean()
-        return LossOutput(loss.mean(), nll.mean(), kl.mean(), mse)
+    @property
+    def kl_weight(self) -> float:
+        return float(self.cfg["beta"])
 
-    def predict(self, images: Tensor, mask: Tensor, samples: int = 0) -> tuple[Tensor, Tensor]:
-        q = self.posterior(images, mask)
-        z = q.mean.unsqueeze(0) if samples == 0 else q.sample((samples,))
-        return self.decode(z)
+    @property
+    def z_dim(self) -> int:
+        return int(self.cfg["z_dim"])
 
-    def log_likelihood(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None, samples: int = 16) -> Tensor:
+    def forward(self, images: Tensor, mask: Tensor, eps: Tensor | None = None, *, samples: int = 0,
+                full: bool = False, z_from: str = "context", target_mask: Tensor | None = None) -> NPOutput:
+        """Encode the context into q(z | context), decode z = mu + sigma * eps.
+
+        The VAE has no q(z | full image): ``full`` and ``z_from`` change nothing (training draws from
+        q(z | context) too), and the output carries the prior N(0, I) that its training KL is against.
+        """
         q = self.posterior(images, mask)
-        mean, sigma = self.decode(q.sample((samples,)))
-        log_lik = gaussian_log_likelihood(images, mean, sigma, target_mask)
-        return torch.logsumexp(log_lik, 0) - math.log(samples)
+        z = draw_latent(q, samples, eps)
+        mean, std = self.decode(z)
+        prior = Normal(torch.zeros_like(q.loc), torch.ones_like(q.scale), validate_args=False)
+        return NPOutput(mean, std, z, q_context=q, prior=prior)
 
 
 @register("vae")
