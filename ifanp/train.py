@@ -593,15 +593,20 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
                 perm, perm_epoch = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + epoch)), epoch
             pos = (step % steps_per_epoch) * cfg.batch_size + rank * local_batch
             idx = perm[pos : pos + local_batch]
-            gen = step_generator(cfg.seed, step, rank)
+            # Masks and latent noise are drawn for the global batch (the same on every process) and sliced,
+            # so that N processes compute the gradient one process computes for the whole batch.
+            gen = step_generator(cfg.seed, step)
             x = images[idx].to(device, non_blocking=True).float().div_(255)
-            mask = random_mask(len(idx), H, cfg.ratio_range, generator=gen).to(device)
+            part = slice(rank * len(idx), (rank + 1) * len(idx))
+            mask = random_mask(len(idx) * world, H, cfg.ratio_range, generator=gen)[part].to(device)
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=gen)))
+            eps = model.noise(len(idx) * world)
+            eps = None if eps is None else eps[:, part]
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, step, total)
             try:
                 with autocast if autocast is not None else contextlib.nullcontext():
-                    out_ = net(x, mask)
+                    out_ = model.loss(x, mask, net=net, eps=eps)  # the forward runs through DDP's wrapper
             except ValueError as err:  # e.g. torch.distributions refusing a scale that is 0 or not finite
                 if bar is not None:
                     bar.close()
