@@ -520,3 +520,17 @@ def test_checkpoints_written_before_the_hash_still_resume(tmp_path, data):
     train(_cfg(out, steps=8), resume=True, log=_quiet)
     train(_cfg(tmp_path / "whole", steps=8), log=_quiet)
     assert _same_weights(out, tmp_path / "whole")
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again_cleanly(tmp_path, data):
+    """No checkpoint yet: --resume starts afresh and the old log rows are not kept; a tensor file without
+    its JSON (a kill while writing the first checkpoint) is refused, naming the file."""
+    out = tmp_path / "r"
+    train(_cfg(out, steps=16, stop_after=9), log=_quiet)  # one epoch row in the log
+    (out / "checkpoint.json").unlink()
+    with pytest.raises(TrainingError, match=r"checkpoint.json is missing.*delete"):
+        train(_cfg(out, steps=16), resume=True, log=_quiet)
+    (out / "checkpoint.safetensors").unlink()
+    train(_cfg(out, steps=16), resume=True, log=_quiet)
+    train(_cfg(tmp_path / "whole", steps=16), log=_quiet)
+    assert _rows(out) == _rows(tmp_path / "whole") and _same_weights(out, tmp_path / "whole")
