@@ -20,8 +20,10 @@ from typing import Any
 
 from .data.splits import load_eval_images
 from .evaluate import evaluate, markdown_table, resolve_model
+from .models import model_names
 from .pretrained import available, pretrained_name, registry
 from .runlog import read_log
+from .train import TrainConfig, train
 
 #: Table 1 of the paper (SPEC section 7), whole-image PSNR (dB) and KL at 20/40/60 % context.
 #: The dataset of Table 1 is not named in the paper; the LPA/SENet rows may be swapped (SPEC section 9).
@@ -82,8 +84,6 @@ def run_budget(ref: str | Path) -> tuple[int | None, float | None]:
 def registry_budgets(models: tuple[str, ...] = TABLE_MODELS, dataset: str = "mnist",
                      seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, list[tuple[int | None, float | None]]]:
     """:func:`run_budget` of every installed seed of every model: model -> [(steps, epochs), ...]."""
-    from .pretrained import available
-
     have = set(available())
     out = {}
     for model in models:
@@ -372,8 +372,6 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    from .models import model_names
-
     unknown = [m for m in args.models if m not in model_names()]
     if unknown:
         raise ValueError(f"--models: unknown model {unknown[0]!r}; the table's rows are {', '.join(TABLE_MODELS)} "
@@ -391,8 +389,6 @@ def run_reproduce(args: argparse.Namespace) -> int:
         k, v = item.split("=", 1)
         runs[k] = v
     if args.train:
-        from .train import TrainConfig, train
-
         for model in args.models:
             if model in runs:
                 continue

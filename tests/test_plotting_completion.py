@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from ifanp import analysis, introspect
 from ifanp.analysis import make_mask
 from ifanp.models import build
-from ifanp.models.base import ImageModel
 from ifanp.models.grid import VARIANTS
 from ifanp.plotting import completion as plots
 from ifanp.plotting.images import context_image
+from ifanp.rules import CompletionRule
 
 SMALL = {"hidden": 16, "stem": 8, "z_dim": 8, "gca_key_dim": 8}
 
@@ -35,29 +35,20 @@ def _batch(b=3, size=28, ratio=0.3, seed=0):
     return images, masks
 
 
-class Blur(ImageModel):
+BLUR = torch.arange(1.0, 10.0).view(1, 1, 3, 3) / 45
+
+
+def blur():
     """A model with a known answer: the mean is a fixed 3x3 blur of the context, sigma 0.1."""
-
-    def __init__(self):
-        super().__init__("blur", 1, 28)
-        self.weight = torch.nn.Parameter(torch.arange(1.0, 10.0).view(1, 1, 3, 3) / 45)
-
-    def predict(self, images, mask, samples=0):
-        mean = F.conv2d(images * mask, self.weight, padding=1)
-        return mean[None].expand(max(samples, 1), -1, -1, -1, -1), torch.full((max(samples, 1), *mean.shape), 0.1)
+    return CompletionRule("blur", lambda x, m: F.conv2d(x * m, BLUR, padding=1))
 
 
-class GlobalMean(ImageModel):
+def global_mean():
     """Every pixel predicts the mean of the context values."""
+    def rule(x, m):
+        return ((x * m).sum(dim=(1, 2, 3)) / m.sum(dim=(1, 2, 3))).view(-1, 1, 1, 1).expand_as(x)
 
-    def __init__(self):
-        super().__init__("global-mean", 1, 28)
-        self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-    def predict(self, images, mask, samples=0):
-        mean = (images * mask).sum(dim=(1, 2, 3)) / mask.sum(dim=(1, 2, 3))
-        mean = mean.view(-1, 1, 1, 1).expand_as(images)
-        return mean[None], torch.full((1, *mean.shape), 0.1)
+    return CompletionRule("global-mean", rule)
 
 
 # ---- trace_shapes and the diagram ------------------------------------------------------------------------------
@@ -236,13 +227,13 @@ def test_plot_explorer_uses_its_cache_and_the_mask_kind(monkeypatch):
 
 
 def test_response_map_of_a_blur_is_its_kernel_around_the_pixel():
-    model = Blur().eval()
+    model = blur()
     images, masks = _batch(b=1, ratio=1.0)
     images[0, 0, 10, 12] = 0.2
     maps = analysis.response_maps(model, images[0], masks[0], [(10, 12)])
     expected = torch.zeros(28, 28)
     # changing y by 1 - 2y = 0.6 changes every output whose 3x3 window holds the pixel, by weight x 0.6
-    kernel = model.weight[0, 0].detach().flip(0).flip(1)
+    kernel = BLUR[0, 0].flip(0).flip(1)
     expected[9:12, 11:14] = 0.6 * kernel
     torch.testing.assert_close(maps[0], expected, atol=1e-6, rtol=1e-5)
     locality = analysis.response_locality(maps, [(10, 12)], radius=2.0)
@@ -253,7 +244,7 @@ def test_response_map_of_a_blur_is_its_kernel_around_the_pixel():
 def test_a_model_that_only_sees_the_context_mean_has_locality_one():
     # The extreme of a global model: every pixel predicts the mean of the context. Changing one pixel moves
     # the whole completion by the same amount, so no part of the image is favoured.
-    model = GlobalMean().eval()
+    model = global_mean()
     images, masks = _batch(b=1, ratio=0.3)
     pixels = analysis.pick_context_pixels(images[0], masks[0], count=3)
     maps = analysis.response_maps(model, images[0], masks[0], pixels)

@@ -2,9 +2,7 @@
 (ifanp.plotting.charts, ifanp.reporting, ifanp.analysis, ifanp.recipes), and the helpers they use from
 ifanp.reproduce."""
 import math
-import re
 from html import escape
-from pathlib import Path
 
 import pytest
 import torch
@@ -13,13 +11,13 @@ from matplotlib.figure import Figure
 
 from ifanp import analysis, pretrained, recipes, reporting, runlog
 from ifanp.models import build
-from ifanp.models.base import ImageModel
 from ifanp.models.grid import DEFAULTS, VARIANTS
 from ifanp.plotting import attention as attention_plots
-from ifanp.plotting import completion as completion_plots
 from ifanp.plotting import charts as ex
+from ifanp.plotting import completion as completion_plots
 from ifanp.plotting import images as image_plots
 from ifanp.reproduce import ABLATION, LABELS, PAPER_TABLE1, ablation_order_checks, reproduce, seed_spread
+from ifanp.rules import CompletionRule
 
 RATIOS = ("0.2", "0.4", "0.6")
 TINY = {"hidden": 8, "stem": 8, "z_dim": 8, "gca_key_dim": 8}
@@ -261,25 +259,16 @@ def test_setconv_input_of_a_constant_image_is_the_constant():
 # ---- structured masks and calibration ---------------------------------------------------------------------
 
 
-class Fixed(ImageModel):
+def fixed(miss=0.3, sigma=0.1):
     """A fake model: the truth at context pixels, truth + ``miss`` at the others, sigma ``sigma`` everywhere."""
-
-    def __init__(self, miss=0.3, sigma=0.1):
-        super().__init__("fixed", 1, 28)
-        self.miss, self.sigma = miss, sigma
-        self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-    def predict(self, images, mask, samples=0):
-        mean = images + self.miss * (1 - mask)
-        k = max(samples, 1)
-        return mean.unsqueeze(0).expand(k, -1, -1, -1, -1), torch.full_like(mean, self.sigma).expand(k, -1, -1, -1, -1)
+    return CompletionRule("fixed", lambda x, m: x + miss * (1 - m), sigma)
 
 
 def test_coverage_counts_only_the_missing_pixels():
     images = torch.rand(4, 1, 28, 28) * 0.5
     mask = (torch.rand(4, 1, 28, 28) < 0.4).float()
     # every missing pixel is off by exactly 3 sigma; the context pixels are exact
-    cov = analysis.coverage(Fixed(miss=0.3, sigma=0.1), images, mask, ks=(1.0, 2.9, 3.1), samples=2, batch_size=3)
+    cov = analysis.coverage(fixed(miss=0.3, sigma=0.1), images, mask, ks=(1.0, 2.9, 3.1), samples=2, batch_size=3)
     assert cov["all"].tolist() == [0.0, 0.0, 1.0]
 
 
@@ -288,21 +277,18 @@ def test_coverage_by_pixel_group():
     images[:, :, 10:18, 10:18] = 0.9  # strokes
     mask = torch.zeros(2, 1, 28, 28)
 
-    class StrokeMiss(Fixed):  # exact on the background, 3 sigma off on the strokes
-        def predict(self, images, mask, samples=0):
-            mean = images + 0.3 * (images > 0.5)
-            return mean.unsqueeze(0), torch.full_like(mean, 0.1).unsqueeze(0)
+    stroke_miss = CompletionRule("stroke-miss", lambda x, m: x + 0.3 * (x > 0.5))  # 3 sigma off on the strokes
 
-    cov = analysis.coverage(StrokeMiss(), images, mask, (2.0,), groups=("all", "background", "stroke"), batch_size=1)
+    cov = analysis.coverage(stroke_miss, images, mask, (2.0,), groups=("all", "background", "stroke"), batch_size=1)
     assert cov["background"].tolist() == [1.0] and cov["stroke"].tolist() == [0.0]
     assert cov["all"][0] == pytest.approx(1 - 64 / 784)
     with pytest.raises(ValueError):
-        analysis.coverage(StrokeMiss(), images, mask, (2.0,), groups=("edges",))
+        analysis.coverage(stroke_miss, images, mask, (2.0,), groups=("edges",))
 
 
 def test_structured_metrics_of_a_model_that_copies_the_context():
     images = torch.rand(5, 1, 28, 28)
-    out = analysis.structured_metrics({"copy": Fixed(miss=0.0)}, images, ("top", "centre"))
+    out = analysis.structured_metrics({"copy": fixed(miss=0.0)}, images, ("top", "centre"))
     assert out["top"]["copy"]["observed"] == pytest.approx(0.5)
     assert out["centre"]["copy"]["observed"] == pytest.approx(1 - 14 * 14 / 784)
     zero = analysis.structured_metrics({"zero": lambda x, m: x * m}, images, ("top",))

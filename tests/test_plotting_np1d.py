@@ -9,7 +9,7 @@ import torch
 from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
-from ifanp import reporting
+from ifanp import analysis1d, reporting
 from ifanp.cli_train1d import make_sampler
 from ifanp.models.setnp import build_1d
 from ifanp.plotting import np1d
@@ -38,23 +38,23 @@ def _band_edges(ax) -> tuple[np.ndarray, np.ndarray]:
 
 
 def test_grid_task_is_reproducible_and_its_context_lies_on_the_grid():
-    a, b = np1d.grid_task("matern52", 7, seed=3, num_points=60), np1d.grid_task("matern52", 7, seed=3, num_points=60)
+    a, b = analysis1d.grid_task("matern52", 7, seed=3, num_points=60), analysis1d.grid_task("matern52", 7, seed=3, num_points=60)
     assert all(torch.equal(u, v) for u, v in zip(a[:5], b[:5]))
     assert a.x.shape == (60, 1) and a.f.shape == a.y.shape == (60,) and a.xc.shape == a.yc.shape == (7, 1)
     for xc, yc in zip(a.xc[:, 0], a.yc[:, 0]):
         i = int((a.x[:, 0] == xc).nonzero())
         assert a.y[i] == yc
     assert (a.y - a.f).abs().max() < 0.05  # noise std 0.01
-    c = np1d.grid_task("matern52", 7, seed=4, num_points=60)
+    c = analysis1d.grid_task("matern52", 7, seed=4, num_points=60)
     assert not torch.equal(a.f, c.f)
     with pytest.raises(ValueError, match="num_context"):
-        np1d.grid_task("rbf", 61, num_points=60)
+        analysis1d.grid_task("rbf", 61, num_points=60)
 
 
 def test_gp_predictive_is_the_std_of_y_not_of_f_nor_the_variance():
     sampler = make_sampler("rbf")
     xc, yc, xt = torch.tensor([[0.3]]), torch.tensor([[1.2]]), torch.tensor([[0.3], [1.0], [-1.5]])
-    mean, std = np1d.gp_predictive(sampler, xc, yc, xt)
+    mean, std = analysis1d.gp_predictive(sampler, xc, yc, xt)
     k = sampler.kernel
     n = sampler.noise
     kxc = k(xt.double(), xc.double())[:, 0]
@@ -64,15 +64,15 @@ def test_gp_predictive_is_the_std_of_y_not_of_f_nor_the_variance():
     # At the context point the std of y is ~ sqrt(2 noise), far from sqrt(noise) of f alone ... and from the variance.
     assert std[0] == pytest.approx(math.sqrt(n + n**2 / (1 + n) + n * 1 / (1 + n)), rel=1e-3)
     # An empty context gives the prior: mean 0, std sqrt(k(x, x) + noise).
-    mean0, std0 = np1d.gp_predictive(sampler, xc[:0], yc[:0], xt)
+    mean0, std0 = analysis1d.gp_predictive(sampler, xc[:0], yc[:0], xt)
     assert torch.equal(mean0, torch.zeros(3)) and torch.allclose(std0, torch.full((3,), math.sqrt(1 + n)))
 
 
 def test_predictive_of_a_latent_model_is_the_moment_matched_mixture(models):
     model = models["np"]
-    task = np1d.grid_task("rbf", 5, seed=1, num_points=30)
+    task = analysis1d.grid_task("rbf", 5, seed=1, num_points=30)
     torch.manual_seed(7)
-    mean, std = np1d.predictive(model, task.xc, task.yc, task.x, samples=6)
+    mean, std = analysis1d.predictive(model, task.xc, task.yc, task.x, samples=6)
     torch.manual_seed(7)
     with torch.no_grad():
         mus, sigmas = model.predict(task.xc[None], task.yc[None], task.x[None], samples=6)
@@ -85,23 +85,23 @@ def test_predictive_of_a_latent_model_is_the_moment_matched_mixture(models):
     cnp = models["cnp"]
     with torch.no_grad():
         m, s = cnp.predict(task.xc[None], task.yc[None], task.x[None])
-    m2, s2 = np1d.predictive(cnp, task.xc, task.yc, task.x)
+    m2, s2 = analysis1d.predictive(cnp, task.xc, task.yc, task.x)
     assert torch.equal(m2, m[0, :, 0]) and torch.equal(s2, s[0, :, 0])
 
 
 def test_models_vs_gp_draws_mean_plus_minus_two_std(models):
     sampler = make_sampler("rbf")
-    task = np1d.grid_task("rbf", 8, seed=2, num_points=40)
+    task = analysis1d.grid_task("rbf", 8, seed=2, num_points=40)
     fig = np1d.plot_models_vs_gp(models, task, sampler, samples=4, seed=5)
     assert isinstance(fig, Figure) and len(fig.axes) == 3
     for ax, (name, model) in zip(fig.axes, models.items()):
         torch.manual_seed(5)
-        mean, std = np1d.predictive(model, task.xc, task.yc, task.x, samples=4)
+        mean, std = analysis1d.predictive(model, task.xc, task.yc, task.x, samples=4)
         lower, upper = _band_edges(ax)
         np.testing.assert_allclose(lower, (mean - 2 * std).numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(upper, (mean + 2 * std).numpy(), rtol=1e-5, atol=1e-5)
         # The GP's band: dashed edges at its mean +- 2 std of y.
-        gp_mean, gp_std = np1d.gp_predictive(sampler, task.xc, task.yc, task.x)
+        gp_mean, gp_std = analysis1d.gp_predictive(sampler, task.xc, task.yc, task.x)
         dashed = [line.get_ydata() for line in ax.lines if line.get_linestyle() == "--"]
         np.testing.assert_allclose(dashed[0], (gp_mean - 2 * gp_std).numpy(), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(dashed[1], (gp_mean + 2 * gp_std).numpy(), rtol=1e-5, atol=1e-5)
@@ -120,7 +120,7 @@ def test_band_is_two_std_wide_not_one_or_the_variance():
 
 
 def test_context_fit_gp_passes_through_its_context(models):
-    fit = np1d.context_fit({"cnp": models["cnp"]}, make_sampler("rbf"), num_contexts=(3, 10), num_tasks=4,
+    fit = analysis1d.context_fit({"cnp": models["cnp"]}, make_sampler("rbf"), num_contexts=(3, 10), num_tasks=4,
                            num_points=30, samples=2)
     assert fit["num_context"] == [3, 10] and set(fit) == {"num_context", "cnp", "gp"}
     # Noise std 0.01: the exact GP's mean is within about the noise of its context observations.
@@ -136,12 +136,12 @@ def test_split_rmse_separates_context_from_other_targets():
     xc = torch.tensor([[[1.0]]])
     yt = torch.tensor([[[0.0], [0.0], [0.0]]])
     mean = torch.tensor([[3.0, 2.0, 4.0]])
-    assert np1d.split_rmse(mean, xc, xt, yt) == (4.0, 25.0, 1, 2)
+    assert analysis1d.split_rmse(mean, xc, xt, yt) == (4.0, 25.0, 1, 2)
 
 
 def test_function_samples_tasks_history_figures(models):
     sampler = make_sampler("periodic")
-    task = np1d.grid_task("periodic", 6, seed=0, num_points=30)
+    task = analysis1d.grid_task("periodic", 6, seed=0, num_points=30)
     fig = np1d.plot_function_samples({"NP": models["np"], "ANP": models["anp"]}, task, sampler, num_samples=3)
     assert isinstance(fig, Figure) and len(fig.axes) == 3
     assert len([line for line in fig.axes[1].lines if line.get_color() == "tab:red"]) == 3

@@ -24,13 +24,13 @@ from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from .. import gp as _gp
 from ..analysis import loglog_slope
+from ..analysis1d import gp_fit
 
 __all__ = [
     "BAND_F_LABEL",
     "BAND_Y_LABEL",
     "KERNEL_LABELS",
     "draw_band",
-    "gp_fit",
     "plot_fit_history",
     "plot_gp_fit",
     "plot_kernel_functions",
@@ -194,38 +194,6 @@ def plot_posterior(
     if legend:
         ax.legend(fontsize=8, loc="upper left", framealpha=0.85)
     return fig
-
-
-def gp_fit(
-    x_train,
-    y_train,
-    x_test,
-    *,
-    kernel: str = "rbf",
-    lengthscale: float = 1.0,
-    noise_std: float = 0.1,
-    variance: float = 1.0,
-    period: float = 1.0,
-) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """Exact posterior of f on ``x_test`` with the named kernel: ``(mean, var_f, lml)`` as numpy.
-
-    With no observations it returns the prior (zero mean, the kernel's variance) and ``lml=None``.
-    ``noise_std`` is the noise standard deviation sigma_n (its square is the model's noise variance).
-    """
-    params = {"lengthscale": lengthscale, "variance": variance}
-    if kernel == "periodic":
-        params["period"] = period
-    model = _gp.GPRegression(_gp.kernel_by_name(kernel, **params), noise=noise_std**2)
-    xs = torch.as_tensor(_flat_x(x_test), dtype=torch.float64)[:, None]
-    xt = _flat_x(x_train) if x_train is not None else np.zeros(0)
-    with torch.no_grad():
-        if len(xt) == 0:
-            return np.zeros(len(xs)), to_numpy(model.kernel.diag(xs)), None
-        xt_t = torch.as_tensor(xt, dtype=torch.float64)[:, None]
-        yt_t = torch.as_tensor(to_numpy(y_train), dtype=torch.float64)
-        mean, var_f = model.posterior(xt_t, yt_t, xs, full_cov=False)
-        lml = float(model.log_marginal_likelihood(xt_t, yt_t))
-    return to_numpy(mean), to_numpy(var_f), lml
 
 
 def plot_gp_fit(

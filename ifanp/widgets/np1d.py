@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import ipywidgets as w
 from IPython.display import display
 
-from ..plotting.np1d import LABELS, plot_np_explorer
+from ..plotting import np1d as plots
 
 __all__ = ["np_explorer"]
 
@@ -23,7 +23,7 @@ def np_explorer(models: Mapping[tuple[str, str], object], kernels: Sequence[str]
     order = ("cnp", "np", "anp")
     names = sorted({m for m, _ in models}, key=lambda m: (order.index(m) if m in order else len(order), m))
     def show(num_context: int, kernel: str, model: str) -> None:
-        display(plot_np_explorer(models, model=model, kernel=kernel, num_context=num_context, seed=seed,
+        display(plots.plot_np_explorer(models, model=model, kernel=kernel, num_context=num_context, seed=seed,
                                  samples=samples, num_points=num_points))
 
     return w.interactive(
@@ -31,5 +31,5 @@ def np_explorer(models: Mapping[tuple[str, str], object], kernels: Sequence[str]
         num_context=w.IntSlider(value=num_context, min=0, max=max_context, step=1, description="context",
                                 continuous_update=False),
         kernel=w.Dropdown(options=list(kernels), value=kernel, description="kernel"),
-        model=w.Dropdown(options=[(LABELS.get(m, m), m) for m in names], value=model, description="model"),
+        model=w.Dropdown(options=[(plots.LABELS.get(m, m), m) for m in names], value=model, description="model"),
     )
