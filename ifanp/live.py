@@ -96,3 +96,32 @@ def build_site_files(html_root: str | Path, quiet: bool = False, models: tuple[s
                           ATTENTION_MODELS if attention is None else attention, quiet=quiet)
     write_digits(dest / "digits.json")
     return manifest
+
+
+def standalone_site(root: str | Path, models: tuple[str, ...] | None = None,
+                    attention: tuple[str, ...] | None = None, quiet: bool = True) -> dict[str, Any]:
+    """A small site with one page per live widget (``book/gp.html``, ``book/image.html``,
+    ``book/attention.html``), each holding the HTML a chapter's cell writes, inside the book theme's
+    ``.bd-article``: what tests/test_browser.py and benchmarks/bench_browser.py serve. Needs
+    onnxruntime-web in ``book/_widgets_js/ort`` (``tools/fetch_widgets_js.py``). Returns the manifest."""
+    root = Path(root)
+    ort = SOURCE.parent / "_widgets_js" / "ort"
+    if not (ort / "ort.wasm.min.mjs").is_file():
+        raise FileNotFoundError(f"{ort} has no onnxruntime-web; run tools/fetch_widgets_js.py (make widgets-js)")
+    shutil.copytree(ort, root / "_static" / "ort", dirs_exist_ok=True)
+    manifest = build_site_files(root, quiet=quiet, models=models, attention=attention)
+    names = [m["name"] for m in manifest["models"]]
+    pages = {
+        "gp": live_widget("gp", points=[[-2.0, -0.5], [-0.7, 0.8], [0.4, 0.1], [1.9, -1.0]], kernel="rbf",
+                          lengthscale=0.8, noise_std=0.1, period=2.0),
+        "image": live_widget("image", models=names, model="mnist-ifanp-plus" if "mnist-ifanp-plus" in names
+                             else names[-1], ratio=0.2, samples=3),
+        "attention": live_widget("attention", model=(manifest["attention"] or [{"name": ""}])[0]["name"], ratio=0.3),
+    }
+    (root / "book").mkdir(exist_ok=True)
+    for name, widget in pages.items():
+        (root / "book" / f"{name}.html").write_text(
+            f'<!doctype html><html><head><meta charset="utf-8"><title>{name}</title>'
+            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
+            f'<body><main class="bd-article">{widget._repr_html_()}</main></body></html>\n')
+    return manifest

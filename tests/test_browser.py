@@ -1,9 +1,9 @@
 """The book's live widgets (book/_live/) in a real browser: Playwright driving Debian's chromium.
 
-The site is a small one that the test builds (``ifanp.live.build_site_files``: the widgets' JavaScript,
-the ONNX exports of the models under test and the test digits, plus onnxruntime-web from
-``tools/fetch_widgets_js.py``) with one page per widget, each holding exactly the HTML that a chapter's
-``live_widget(...)`` cell writes into the book. It is served from a thread on 127.0.0.1; every request
+The site is a small one that the test builds (``ifanp.live.standalone_site``: the widgets' JavaScript,
+the ONNX exports of the models under test and the test digits, as the book build writes them, plus
+onnxruntime-web from ``tools/fetch_widgets_js.py``) with one page per widget, each holding exactly the
+HTML that a chapter's ``live_widget(...)`` cell writes into the book (so no book build is needed here). It is served from a thread on 127.0.0.1; every request
 the page makes must stay there. Each test interacts as a reader would (clicks, drags, draws, selects),
 then reads the page's numbers from the widget's ``data-state`` attribute and compares them with the
 package (ifanp.gp, the PyTorch models) on the same inputs.
@@ -59,35 +59,16 @@ def browser():
         b.close()
 
 
-def _page_html(title: str, body: str) -> str:
-    # .bd-article: the class of the book theme's article, to which live.css scopes its rules
-    return (f'<!doctype html><html><head><meta charset="utf-8"><title>{title}</title>'
-            '<meta name="viewport" content="width=device-width, initial-scale=1"></head>'
-            f'<body><main class="bd-article">{body}</main></body></html>\n')
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """A served site: {url, root}. Pages: book/gp.html, book/image.html, book/attention.html."""
-    from ifanp.gp import KERNEL_NAMES  # noqa: F401  (fails early if the package is broken)
-    from ifanp.live import build_site_files, live_widget
+    from ifanp.live import standalone_site
 
-    ort = REPO / "book" / "_widgets_js" / "ort"
-    if not (ort / "ort.wasm.min.mjs").is_file():
+    if not (REPO / "book" / "_widgets_js" / "ort" / "ort.wasm.min.mjs").is_file():
         subprocess.run([sys.executable, str(REPO / "tools" / "fetch_widgets_js.py")], check=True, cwd=REPO)
     root = tmp_path_factory.mktemp("live-site")
-    shutil.copytree(ort, root / "_static" / "ort")
-    manifest = build_site_files(root, quiet=True, models=MODELS, attention=ATTENTION)
+    manifest = standalone_site(root, models=MODELS, attention=ATTENTION)
     assert not manifest["missing"], manifest["missing"]
-    (root / "book").mkdir()
-    points = [[-2.0, -0.5], [-0.7, 0.8], [0.4, 0.1], [1.9, -1.0]]
-    pages = {
-        "gp": live_widget("gp", points=points, kernel="rbf", lengthscale=0.8, noise_std=0.1, period=2.0),
-        "image": live_widget("image", models=list(MODELS), model="mnist-ifanp-plus", ratio=0.2, samples=3),
-        "attention": live_widget("attention", model="mnist-ifanp", ratio=0.3),
-    }
-    for name, widget in pages.items():
-        (root / "book" / f"{name}.html").write_text(_page_html(name, widget._repr_html_()))
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
