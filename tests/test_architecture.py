@@ -23,7 +23,7 @@ LAYERS: dict[str, int] = {
     # 2: the models
     "ifanp.models": 2, "ifanp.rules": 2, "ifanp.baselines": 2,
     # 3: weights and logs
-    "ifanp.pretrained": 3, "ifanp.runlog": 3, "ifanp.train1d": 3, "ifanp.onnx_export": 3,
+    "ifanp.pretrained": 3, "ifanp.runlog": 3, "ifanp.options": 3, "ifanp.train1d": 3, "ifanp.onnx_export": 3,
     # 4: training and evaluation
     "ifanp.train": 4, "ifanp.evaluate": 4, "ifanp.export": 4, "ifanp.npf": 4, "ifanp.live": 4,
     # 5: the experiments: the paper's table, the shipped runs, numbers and looks inside the models
