@@ -209,9 +209,21 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, help="folder for results.json and results.md "
                         "(default: the run folder, or results/<name>)")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--protocol", choices=["paper", "npf"], default="paper",
+                        help="paper: PSNR at the context ratios (default); npf: the Neural Process Family's "
+                             "log-likelihood per image (32x32 MNIST, 0-30%% context, all pixels targets; ifanp.npf)")
+    parser.add_argument("--npf-samples", type=int, default=32,
+                        help="z samples of the latent models' log-likelihood under --protocol npf (default 32)")
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    if getattr(args, "protocol", "paper") == "npf":
+        from .npf import run_npf_evaluate
+
+        model, label = resolve_model(args.model, get_device(args.device))
+        if not isinstance(model, ImageModel):
+            raise ValueError(f"{label} is not an image model; --protocol npf evaluates image models.")
+        return run_npf_evaluate(args, model, label)
 
     if args.limit is not None and args.limit < 1:
         raise ValueError("--limit must be a positive number of images.")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 # Importing the model files runs their @register decorators.
-from . import grid, setnp, vae  # noqa: F401
+from . import grid, hetero, setnp, vae  # noqa: F401
 from .base import Completion, ImageModel, InputError, LossOutput
 from .registry import REGISTRY as _REGISTRY
 from .registry import register

@@ -1,0 +1,123 @@
+"""Calibration of predictive distributions: interval coverage, reliability diagrams, calibration error.
+
+Every model's predictive distribution of a pixel given the context is either
+
+* **a Gaussian** N(mu, sigma^2) (the deterministic models: hetero-cnp, the CNP), or
+* **a mixture over z**: p(y | C) = E_{z ~ q(z | C)} N(y | mu_z, sigma_z^2), estimated with K draws
+  (every latent model: IFNP, IFANP and variants, the NP/ANP, the VAE's conditional).
+
+Both are summarised by the probability integral transform of each target pixel, ``u = F(y)`` with F
+the predictive CDF (for the mixture, the mean of the K Gaussian CDFs). The central interval of
+probability p, [F^{-1}((1-p)/2), F^{-1}((1+p)/2)], contains y exactly when |u - 1/2| <= p/2, so the
+coverage of every level comes from u without inverting the mixture's CDF. A calibrated model has u
+uniform: coverage(p) = p at every p (the reliability diagram's diagonal). The expected calibration
+error (:func:`calibration_error`) is the mean of |coverage(p) - p| over the levels p = 0.05, 0.10, ...,
+0.95 (in percentage points when multiplied by 100).
+
+:func:`moment_matched_pit` gives the PIT of the Gaussian with the mixture's mean and variance, to show
+how far that shortcut is from the mixture itself.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+#: The central-interval levels the issue asks for: 50 %, 68.3 % (1 sigma), 90 %, 95.4 % (2 sigma).
+LEVELS: tuple[float, ...] = (0.5, 0.683, 0.9, 0.954)
+#: The levels of the reliability diagram and of the calibration error.
+DIAGRAM_LEVELS: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def _normal_cdf(x: Tensor) -> Tensor:
+    return 0.5 * (1 + torch.erf(x / math.sqrt(2)))
+
+
+def gaussian_pit(y: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """PIT u = Phi((y - mean) / std) of a Gaussian predictive (any shape, broadcast)."""
+    return _normal_cdf((y - mean) / std)
+
+
+def mixture_pit(y: Tensor, means: Tensor, stds: Tensor) -> Tensor:
+    """PIT of the equal-weight mixture of K Gaussians: ``means``/``stds`` (K, ...) , ``y`` (...): mean_k Phi_k(y)."""
+    return _normal_cdf((y.unsqueeze(0) - means) / stds).mean(0)
+
+
+def moment_matched_pit(y: Tensor, means: Tensor, stds: Tensor) -> Tensor:
+    """PIT of the Gaussian with the mixture's mean and variance (the shortcut we compare against)."""
+    m = means.mean(0)
+    var = (stds**2 + means**2).mean(0) - m**2
+    return gaussian_pit(y, m, var.clamp_min(1e-12).sqrt())
+
+
+def coverage(pit: Tensor, levels: tuple[float, ...] = LEVELS) -> dict[float, float]:
+    """Fraction of values whose central interval of probability p holds them (|u - 1/2| <= p/2), per level p."""
+    u = pit.flatten()
+    if u.numel() == 0:
+        raise ValueError("no target pixels to compute coverage on.")
+    dev = (u - 0.5).abs()
+    return {p: float((dev <= p / 2).double().mean()) for p in levels}
+
+
+def calibration_error(pit: Tensor, levels: tuple[float, ...] = DIAGRAM_LEVELS) -> float:
+    """Expected calibration error: the mean over ``levels`` of |coverage(p) - p| (a fraction, not %)."""
+    cov = coverage(pit, levels)
+    return sum(abs(c - p) for p, c in cov.items()) / len(cov)
+
+
+def reliability(pit: Tensor, levels: tuple[float, ...] = DIAGRAM_LEVELS) -> dict[str, list[float]]:
+    """The reliability diagram's data: nominal levels and observed coverage."""
+    cov = coverage(pit, levels)
+    return {"nominal": list(cov), "observed": list(cov.values())}
+
+
+@torch.no_grad()
+def model_pit(model: Any, images: Tensor, masks: Tensor, samples: int = 16, batch_size: int = 50,
+              targets: str = "missing", seed: int = 0) -> dict[str, Tensor]:
+    """PIT values of the target pixels of ``images`` (uint8 or float in [0, 1]) given ``masks``.
+
+    The predictive distribution is the model family's own: a Gaussian for deterministic models, the
+    mixture over ``samples`` draws z ~ q(z | context) for latent ones (then ``"moment_matched"`` too).
+    ``targets="missing"``: the pixels outside the context (what a completion predicts); ``"all"``: every pixel.
+    """
+    if targets not in ("missing", "all"):
+        raise ValueError(f"targets must be 'missing' or 'all'; got {targets!r}.")
+    model.eval()
+    dev = model.device
+    out: dict[str, list[Tensor]] = {"pit": [], "moment_matched": []}
+    state = torch.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for i in range(0, len(images), batch_size):
+            x = images[i : i + batch_size].to(dev)
+            x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+            m = masks[i : i + batch_size].to(dev).float()
+            keep = (m == 0).expand_as(x) if targets == "missing" else torch.ones_like(x, dtype=torch.bool)
+            if model.latent:
+                means, stds = model.predict(x, m, samples=samples)
+                out["pit"].append(mixture_pit(x, means, stds)[keep].cpu())
+                out["moment_matched"].append(moment_matched_pit(x, means, stds)[keep].cpu())
+            else:
+                means, stds = model.predict(x, m, samples=0)
+                out["pit"].append(gaussian_pit(x, means[0], stds[0])[keep].cpu())
+    finally:
+        torch.set_rng_state(state)
+    return {k: torch.cat(v) for k, v in out.items() if v}
+
+
+def calibration_report(pits: dict[str, Tensor]) -> dict[str, Any]:
+    """Coverage at :data:`LEVELS`, the reliability data and the calibration error of each PIT set."""
+    rep: dict[str, Any] = {}
+    for k, u in pits.items():
+        rep[k] = {"coverage": coverage(u), "ece": calibration_error(u), "reliability": reliability(u),
+                  "pixels": int(u.numel())}
+    return rep
+
+
+def family(model: Any) -> str:
+    """What the predictive distribution of ``model`` is, in words."""
+    if model.latent:
+        return "mixture over z ~ q(z | context) of Gaussians"
+    return "Gaussian (per-pixel std)" if getattr(model, "cfg", {}).get("std_floor") else "Gaussian"
