@@ -1,7 +1,8 @@
 """The paper's Table 1, Fig. 8 and Fig. 9 from our models: ``python -m ifanp reproduce --dataset mnist``.
 
-Evaluates VAE, NP, IFNP, IFANP(LPA), IFANP(SENet), IFANP(GCA), IFANP (and our IFANP+) from the
-shipped weights (or from run folders given with ``--run NAME=FOLDER``, or after training them with
+Evaluates the completion rules without learning of :mod:`ifanp.baselines` (mean image, normalised
+convolution, GP regression on pixel coordinates; each with the context pasted back and without), then VAE,
+NP, IFNP, IFANP(LPA), IFANP(SENet), IFANP(GCA), IFANP (and our IFANP+) from the shipped weights (or from run folders given with ``--run NAME=FOLDER``, or after training them with
 ``--train``) and writes, into ``--out``:
 
 * ``table.json`` / ``table.md`` — our whole-image PSNR and KL at 20/40/60 % beside the paper's Table 1,
@@ -18,7 +19,8 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from .data.splits import load_eval_images
+from . import baselines as bl
+from .data.splits import load_eval_images, load_train_images
 from .evaluate import evaluate, markdown_table, resolve_model
 from .models import model_names
 from .pretrained import available, pretrained_name, registry
@@ -39,10 +41,19 @@ PAPER_TABLE1: dict[str, dict[str, tuple[float, float, float]]] = {
 LABELS = {
     "vae": "VAE", "np": "NP", "anp": "ANP", "cnp": "CNP", "ifnp": "IFNP", "ifanp-lpa": "IFANP(LPA)",
     "ifanp-se": "IFANP(SENet)", "ifanp-gca": "IFANP(GCA)", "ifanp": "IFANP", "ifanp-plus": "IFANP+ (ours)",
+    **bl.LABELS,
 }
 
 #: The rows of the reproduction, in the paper's order, then ours.
 TABLE_MODELS = ("vae", "np", "ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp", "ifanp-plus")
+
+#: The rows of ``python -m ifanp reproduce``: the completion rules without learning (:mod:`ifanp.baselines`),
+#: then the models. ``reproduce()`` adds a baseline row wherever its name is in ``models``.
+ALL_ROWS = (*bl.BASELINES, *TABLE_MODELS)
+
+#: The GP baseline is evaluated on the first this many evaluation images (one batched Cholesky of the
+#: context per 50 images; the whole subset would take about an hour on one CPU core).
+GP_IMAGES = 1000
 
 #: The five models of the paper's ablation (Table 1, Fig. 8-9), in its order.
 ABLATION = ("ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp")
@@ -50,11 +61,25 @@ ABLATION = ("ifnp", "ifanp-lpa", "ifanp-se", "ifanp-gca", "ifanp")
 #: The protocol differences that do not depend on the weights; :func:`protocol_differences` puts the training
 #: budget, read from the registry or the run folders, in front of them.
 PROTOCOL_DIFFERENCES = [
-    ("Widths: 64 channels and d_z = 64 where the SPEC proposes 128. ConvEncoder1's second (middle) convolution "
-     "has stride 2 (down = 2; our variant of the SPEC 5.1 option, which strides ConvEncoder2 instead), so LPA, "
-     "ConvEncoder2 and GCA run at 14x14 (the paper: 28x28)."),
-    ("The paper's layer sizes, optimiser, sigma and K are not recoverable; ours are the SPEC's [I] defaults "
-     "(sigma = 0.1 fixed, K = 1, targets = all pixels, context ratio ~ U(0.05, 0.95)), Adam with a cosine schedule."),
+    ("Widths of the shipped ablation weights: c = 64, d_z = 64, GCA's d_k = 64 and a 32-channel full-resolution "
+     "stem where the SPEC proposes c = d_z = d_k = 128 and a 64-channel first layer (SPEC 4.3, 8). "
+     "ConvEncoder1's second (middle) convolution has stride 2 (down = 2; our variant of the SPEC 5.1 option, "
+     "which strides ConvEncoder2 instead), so LPA, ConvEncoder2 and GCA run at 14x14 (the paper: 28x28)."),
+    ("ConvEncoder1 of the shipped weights reads concat(y*m, m), the context values and the mask, without "
+     "their locations; the faithful configurations (model names ending in -full and -paper) also read "
+     "concat(x-row*m, x-col*m), so each context point is encoded as h(x_i, y_i) (SPEC 2 and 4.1) and every "
+     "map stays at 28x28 (down = 1); -paper adds the SPEC's widths. They are not shipped: their CPU runs do "
+     "not fit the session (see tools/train_paper_scale.py for one GPU)."),
+    ("Optimisation, all [I] in the SPEC and different from its defaults where marked: Adam, lr 1e-3 (SPEC: 1e-4) "
+     "with a 200-step linear warm-up and a cosine decay to 5 %, gradient-norm clipping at 10 (SPEC: none), "
+     "batch 64, K = 1, targets = all pixels, context ratio ~ U(0.05, 0.95)."),
+    ("Decoder: a linear Gaussian mean (SPEC 4.3: a sigmoid mean; ours saturated and stalled early in training), "
+     "fixed sigma = 0.1; the SPEC's four 128-channel transposed 3x3 convolutions and one to C channels become three "
+     "c->c ones, one to the stem width (with the upsampling when down = 2) and a 1x1 convolution to "
+     "C channels."),
+    ("The no-learning rows (mean image, normalised convolution, GP on pixel coordinates) are fitted on "
+     "training images only (the blur's bandwidth and the GP's kernel and noise); the GP rows use the first "
+     f"{GP_IMAGES:,} evaluation images. They are not in the paper."),
     ("Evaluation: a fixed 5,000-image subset of the MNIST test split (seed 2023) with masks fixed per "
      "(image, ratio); z = mean of q(z | context). The paper's subset and masks are unknown."),
     ("KL: summed over the latent dimensions, mean over images; the paper's normalisation is unknown and its "
@@ -156,6 +181,7 @@ def reproduce(
     full_test: bool = False,
     progress: bool = True,
     log=print,
+    gp_images: int | None = GP_IMAGES,
 ) -> dict[str, Any]:
     """Evaluate every model of the table; see the module docstring. Returns the table as a dict."""
     runs = dict(runs or {})
@@ -164,7 +190,25 @@ def reproduce(
         images, indices = images[:limit], indices[:limit]
     have = set(available())
     rows, fig8, missing, budgets = [], {}, [], {}
+    rules: dict[str, bl.FittedRule] = {}
     for model in models:
+        if model in bl.BASELINES:
+            if not rules:
+                rules = bl.fit_baselines(load_train_images(dataset), log=log if progress else None)
+            if model not in rules:
+                missing.append(model)
+                continue
+            n = min(len(images), gp_images) if gp_images and bl.BASELINES[model][0] == "gp" else len(images)
+            res = evaluate(rules[model], images[:n], indices[:n], nll_images=nll_images, nll_samples=nll_samples,
+                           progress=progress)
+            if progress:
+                log(f"{LABELS[model]}: " + "  ".join(
+                    f"{float(r) * 100:g}%: {v['psnr_whole']:.2f} dB" for r, v in res["ratios"].items()))
+            label = LABELS[model] + (f" (first {n:,} images)" if n < len(images) else "")
+            rows.append({"model": model, "label": label, "source": "fitted on training images",
+                         "fitted": rules[model].config, "ratios": res["ratios"], "parameters": 0, "images": n,
+                         "seeds": [0], "per_seed": {"0": res["ratios"]}})
+            continue
         refs = {}
         if model in runs:
             refs[0] = runs[model]
@@ -356,7 +400,8 @@ def write_outputs(table: dict[str, Any], out: Path) -> None:
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=["mnist", "celeba"], default="mnist")
-    parser.add_argument("--models", nargs="+", default=list(TABLE_MODELS), help="rows of the table")
+    parser.add_argument("--models", nargs="+", default=list(ALL_ROWS),
+                        help=f"rows of the table (default: all: {' '.join(ALL_ROWS)})")
     parser.add_argument("--run", action="append", default=[], metavar="MODEL=FOLDER",
                         help="use this run folder for MODEL instead of the shipped weights")
     parser.add_argument("--train", action="store_true",
@@ -372,7 +417,7 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_reproduce(args: argparse.Namespace) -> int:
-    unknown = [m for m in args.models if m not in model_names()]
+    unknown = [m for m in args.models if m not in model_names() and m not in bl.BASELINES]
     if unknown:
         raise ValueError(f"--models: unknown model {unknown[0]!r}; the table's rows are {', '.join(TABLE_MODELS)} "
                          f"(any of {', '.join(model_names())}).")
@@ -390,7 +435,7 @@ def run_reproduce(args: argparse.Namespace) -> int:
         runs[k] = v
     if args.train:
         for model in args.models:
-            if model in runs:
+            if model in runs or model in bl.BASELINES:
                 continue
             out = f"runs/reproduce-{args.dataset}-{model}"
             train(TrainConfig(model=model, dataset=args.dataset, steps=args.steps, out=out), resume=True)

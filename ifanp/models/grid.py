@@ -62,6 +62,7 @@ DEFAULTS: dict[str, Any] = {
     "decoder_layers": 3,  # transposed 3x3 convolutions at size/down
     "skip": False,  # ours: U-Net skip of the full-resolution context and stem features into the decoder head
     "setconv": 0,  # ours: odd kernel size of a density-normalised convolution added to the encoder input (0 = off)
+    "positions": False,  # ConvEncoder1 also reads the context's locations M+: concat(y*m, m, row*m, col*m) (SPEC 2: h(x_i, y_i))
     "sigma": "fixed",  # "fixed" (sigma_value), "learned" (one scalar) or "pixel" (per pixel, per channel)
     "sigma_value": 0.1,
     "sigma_min": 0.01,  # floor for "learned" and "pixel"
@@ -107,7 +108,7 @@ class GridNP(ImageModel):
         # ConvEncoder1: full resolution stem, then (optionally strided) to size/down.
         if cfg["setconv"] and cfg["setconv"] % 2 == 0:
             raise InputError(f"setconv must be 0 (off) or an odd kernel size; got {cfg['setconv']}.")
-        cin = (C + 1) * (2 if cfg["setconv"] else 1)
+        cin = (C + 1) * (2 if cfg["setconv"] else 1) + (2 if cfg["positions"] else 0)
         self.encoder1 = nn.Sequential(_conv(cin, s), nn.ReLU(), _conv(s, c, stride=down), nn.ReLU(), _conv(c, c), nn.ReLU())
         # ConvEncoder3: 1x1 convolutions on the aggregate, i.e. an MLP on a vector.
         self.encoder3 = nn.Sequential(nn.Linear(c, c), nn.ReLU(), nn.Linear(c, 2 * cfg["z_dim"]))
@@ -155,6 +156,11 @@ class GridNP(ImageModel):
         """``concat(y * mask, mask)``, plus (with ``setconv``) the density-normalised convolution
         ``pool(y * mask) / pool(mask)`` and the density ``pool(mask)`` (ConvCNP's set convolution)."""
         parts = [images * mask, mask]
+        if self.cfg["positions"]:
+            # The context's locations as well as its values: the (row, column) coordinates in [-1, 1] of
+            # every context pixel, 0 elsewhere, so each encoded context point is h(x_i, y_i) (SPEC 2).
+            h, w = images.shape[-2:]
+            parts.append(coordinate_grid(h, w, images.device, images.dtype) * mask)
         k = self.cfg["setconv"]
         if k:
             density = F.avg_pool2d(mask, k, 1, k // 2)
