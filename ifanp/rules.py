@@ -12,7 +12,6 @@ from typing import Callable
 
 import torch
 from torch import Tensor
-from torch.distributions import Normal
 
 from .models.base import ImageModel, InputError
 
@@ -24,7 +23,8 @@ class CompletionRule(ImageModel):
 
     ``std``: the predictive standard deviation, a number, a tensor that broadcasts to the images (e.g. a
     per-pixel map), or a function ``std(images, mask) -> (B, C, H, W)``; default 0.1 (the paper's fixed
-    sigma of Eq. 1). The rule runs on the CPU; its inputs are checked like any model's.
+    sigma of Eq. 1). The rule runs on the CPU; its inputs are checked like any model's. Everything else
+    (the likelihood that evaluate() reports, ``complete``) is :class:`ImageModel`'s, derived from ``predict``.
     """
 
     latent = False
@@ -43,15 +43,6 @@ class CompletionRule(ImageModel):
         std = std.to(mean.dtype).expand_as(mean)
         s = max(int(samples), 1)
         return mean.expand(s, *mean.shape), std.expand(s, *std.shape)
-
-    def log_likelihood(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None,
-                       samples: int = 1) -> Tensor:
-        """log N(y | rule, std^2) summed over the ``target_mask`` pixels (all pixels without one), (B,)."""
-        mean, std = self.predict(images, mask)
-        logp = Normal(mean[0], std[0]).log_prob(images.cpu())
-        if target_mask is not None:
-            logp = logp * target_mask.cpu()
-        return logp.sum(dim=(1, 2, 3))
 
     def loss(self, images: Tensor, mask: Tensor, target_mask: Tensor | None = None):
         raise InputError(f"{self.name!r} is a fixed completion rule: there is nothing to train.")
