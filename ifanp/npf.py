@@ -129,6 +129,17 @@ def training_masks(batch: int, size: int, generator: torch.Generator, max_fracti
     return (ranks < counts[:, None]).float().view(batch, 1, size, size)
 
 
+def at_size(model: ImageModel, size: int) -> ImageModel:
+    """The same weights built for ``size`` x ``size`` images (fully convolutional models such as hetero-cnp:
+    a 32x32 model evaluated at MNIST's 28x28 under the paper's protocol)."""
+    from .models import build
+
+    cfg = {k: v for k, v in model.config.items() if k not in ("name", "size")}
+    other = build(model.config["name"], size=size, **cfg)
+    other.load_state_dict(model.state_dict())
+    return other.to(model.device).eval()
+
+
 # ---- the log-likelihood -------------------------------------------------------------------------------------
 
 

@@ -138,3 +138,14 @@ def test_saved_and_reloaded_model_gives_identical_outputs(tmp_path):
     a, b = model.complete(x, m), again.complete(x, m)
     assert torch.equal(a.mean, b.mean) and torch.equal(a.std, b.std)
     assert again.config == model.config
+
+
+def test_at_size_keeps_the_weights_of_a_convolutional_model():
+    from ifanp.npf import at_size
+
+    model = build("hetero-cnp", size=16, **TINY).eval()
+    small = at_size(model, 12)
+    assert small.size == 12 and small.config["widths"] == TINY["widths"]
+    for (k, a), (_, b) in zip(model.state_dict().items(), small.state_dict().items()):
+        assert torch.equal(a, b), k
+    assert small.complete(torch.rand(1, 1, 12, 12), torch.ones(1, 1, 12, 12)).mean.shape == (1, 1, 12, 12)
