@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -79,7 +80,7 @@ def site(tmp_path_factory):
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+    extensions_map: ClassVar[dict[str, str]] = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
                       ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
 
     def log_message(self, *args):  # keep the test output clean
@@ -200,7 +201,7 @@ def test_gp_widget_follows_clicks_drags_and_controls_and_equals_ifanp_gp(page, s
 # ---- image completion --------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _model(name: str):
     from ifanp.pretrained import load_pretrained
 
@@ -290,3 +291,28 @@ def test_a_page_opened_from_a_file_says_how_to_serve_it(browser, site):
     text = pg.inner_text("div.ifanp-live")
     assert "served over HTTP" in text and "make serve" in text
     context.close()
+
+
+# ---- the chapters embed them (no browser needed) ---------------------------------------------------------
+
+
+LIVE_CHAPTERS = {"gp_regression": "gp", "images_as_functions": "image", "ifnp": "image", "attention": "attention",
+                 "ifanp": "image", "experiments": "image", "beyond": "image"}
+
+
+@pytest.mark.parametrize("chapter", sorted(LIVE_CHAPTERS))
+def test_each_chapter_embeds_its_live_widget_once(chapter):
+    cells = json.loads((REPO / "book" / f"{chapter}.ipynb").read_text())["cells"]
+    live = [c for c in cells if c["cell_type"] == "code" and "live_widget(" in "".join(c["source"])]
+    assert len(live) == 1, f"{chapter}: {len(live)} live widget cells"
+    assert f'live_widget("{LIVE_CHAPTERS[chapter]}"' in "".join(live[0]["source"])
+
+
+def test_the_widget_html_degrades_to_one_line_and_loads_nothing_remote():
+    from ifanp.live import live_widget
+
+    text = live_widget("gp", points=np.zeros((2, 2)))._repr_html_()
+    assert 'data-widget="gp"' in text and "make serve" in text and "http://" not in text and "https://" not in text
+    assert '<script type="module" src="../_live/live.js"></script>' in text
+    with pytest.raises(ValueError, match="unknown live widget"):
+        live_widget("np1d")
