@@ -52,7 +52,7 @@ MEASURE = r"""
       out.examples.push('math ' + c + ': ' + m.textContent.slice(0, 50)); }
   });
   article.querySelectorAll('table').forEach(t => {
-    const w = t.getBoundingClientRect().width;
+    const w = Math.max(t.getBoundingClientRect().width, t.scrollWidth);
     const parent = t.parentElement;
     if (w <= Math.min(parent.clientWidth, colW) + 1) return;
     if (scrollsInside(t)) out.table_scroll++; else { out.table_clipped++;
@@ -115,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
             pass
 
     handler = functools.partial(Quiet, directory=str(root))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):  # the browser closing a connection early
+            pass
+
+    server = Server(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}"
     pages = _pages(root, args.pages)
@@ -133,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
                 r = page.evaluate(MEASURE)
                 results[f"{name}@{width}"] = r
                 if args.shots:
-                    page.screenshot(path=str(args.shots / f"{name.replace('/', '_')}-{width}.png"), full_page=True)
+                    try:
+                        page.screenshot(path=str(args.shots / f"{name.replace('/', '_')}-{width}.png"),
+                                        full_page=True, timeout=180_000)
+                    except Exception as err:  # noqa: BLE001 - a long page on a busy machine: report, go on
+                        print(f"no screenshot of {name} at {width} px: {type(err).__name__}")
             page.close()
         browser.close()
     server.shutdown()

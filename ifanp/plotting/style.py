@@ -6,7 +6,7 @@ column at its natural size, and a wider one would be shrunk by the browser toget
 (a 12.6-inch figure shown at 57 % turns 7 pt labels into 5 px). So, when a figure is shown in a
 notebook, :func:`fit` narrows any figure wider than the column to the column's width and lets the
 layout engine place its parts again (the fonts keep their size), and lifts any text below ``MIN_PT``
-to it (7.5 pt at 100 dpi is 10.4 px on screen). The functions that draw the figures keep choosing
+to it (8 pt at 100 dpi is 11.1 px on screen). The functions that draw the figures keep choosing
 their own sizes; nothing here changes what they draw, only the size it is shown at.
 
 :func:`apply` is called when :mod:`ifanp.plotting` is imported: it sets the rcParams below and, in an
@@ -21,7 +21,7 @@ import matplotlib as mpl
 COLUMN_PX = 770  # the book's content column at a 1300 px window
 DPI = 100  # matplotlib's (and the inline backend's) figure.dpi
 COLUMN_IN = COLUMN_PX / DPI  # 7.7 inches
-MIN_PT = 7.5  # smallest text, in points: 10.4 px at 100 dpi
+MIN_PT = 8.0  # smallest text, in points: 11.1 px at 100 dpi
 MIN_HEIGHT_SCALE = 0.8  # a narrowed figure keeps at least this share of its height
 
 RC = {
