@@ -9,6 +9,7 @@ For every page of the built site (``_build/html`` of ``jupyter-book build``) and
 * ``table_scroll`` / ``table_clipped``: the same for tables;
 * ``code_scroll``: code blocks (cell inputs and outputs) that need horizontal scrolling;
 * ``fig_small``: figures shown at less than 2/3 of their pixel width (``fig_min`` is the smallest scale);
+* ``page_overflow``: 1 when the page itself is wider than the window (something escaped its box);
 * ``noise``: tracebacks and machine paths in the page text; ``spec_unlinked``: "SPEC x.y" not inside a link.
 
 Needs Playwright (``pip install playwright``) and Debian's ``chromium`` (no browser download). The site is
@@ -68,6 +69,7 @@ MEASURE = r"""
     out.fig_min = Math.min(out.fig_min, s);
     if (s < 2 / 3) { out.fig_small++; out.examples.push('fig ' + img.naturalWidth + 'px at ' + s.toFixed(2)); }
   });
+  out.page_overflow = document.scrollingElement.scrollWidth > window.innerWidth + 1 ? 1 : 0;
   const text = article.innerText;
   const noise = text.match(/Traceback \(most recent call last\)|\/home\/\S+|\/root\/\S+|\/tmp\/\S+|~\/\.cache\S*|\/work\/\S+|site-packages/g) || [];
   out.noise = noise.length;
@@ -87,7 +89,7 @@ MEASURE = r"""
 """
 
 KEYS = ("math_scroll", "math_clipped", "table_scroll", "table_clipped", "code_scroll", "fig_small",
-        "noise", "spec_unlinked")
+        "page_overflow", "noise", "spec_unlinked")
 
 
 def _pages(root: Path, only: list[str] | None) -> list[str]:

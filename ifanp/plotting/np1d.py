@@ -81,7 +81,7 @@ def plot_tasks(batch, n: int = 4, title: str | None = None) -> Figure:
     for i, ax in enumerate(axes):
         ax.plot(_np(xt[i]), _np(yt[i]), color="0.5", marker=".", markersize=3, linewidth=0.8, label="targets")
         ax.scatter(_np(xc[i]), _np(yc[i]), s=18, color="black", zorder=5, label="context")
-        ax.set_title(f"task {i + 1}: {xc.shape[1]} context / {xt.shape[1]} targets", fontsize=9)
+        ax.set_title(f"{xc.shape[1]} context / {xt.shape[1]} targets", fontsize=9)
         ax.set_xlabel("x")
     axes[0].set_ylabel("y")
     axes[0].legend(fontsize=8, loc="lower left")
