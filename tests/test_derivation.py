@@ -81,7 +81,7 @@ def test_importance_estimate_rises_with_k_and_reaches_the_exact_value(setup):
     model, x, m, t, exact = setup
     means, ses = [], []
     for k, reps in ((1, 200), (16, 50), (256, 10), (4096, 3)):
-        d = _draws(lambda: model.log_likelihood(x, m, target_mask=t, samples=k), reps)
+        d = _draws(lambda k=k: model.log_likelihood(x, m, target_mask=t, samples=k), reps)
         means.append(d.mean(0))
         ses.append(d.std(0) / math.sqrt(reps))
     for lo, hi, s_lo, s_hi in zip(means, means[1:], ses, ses[1:]):

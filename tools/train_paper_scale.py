@@ -38,10 +38,10 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from ifanp.data.masks import TRAIN_RATIO_RANGE, random_mask  # noqa: E402
-from ifanp.evaluate import evaluate, markdown_table  # noqa: E402
-from ifanp.models import build  # noqa: E402
-from ifanp.pretrained import save_weights  # noqa: E402
+from ifanp.data.masks import TRAIN_RATIO_RANGE, random_mask
+from ifanp.evaluate import evaluate, markdown_table
+from ifanp.models import build
+from ifanp.pretrained import save_weights
 
 MODELS = ("ifnp-paper", "ifanp-lpa-paper", "ifanp-se-paper", "ifanp-gca-paper", "ifanp-paper")
 
@@ -130,7 +130,7 @@ def run_chapters(out: Path, timeout: int = 600) -> list[dict]:
         try:
             NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(ROOT / "book")}}).execute()
             ok, err = True, ""
-        except Exception as e:  # report every chapter, then fail at the end
+        except Exception as e:  # noqa: BLE001 -- report every chapter, then fail at the end
             ok, err = False, str(e).splitlines()[-1][:500] if str(e) else type(e).__name__
         report.append({"chapter": path.name, "ok": ok, "seconds": round(time.perf_counter() - t0, 1), "error": err})
         print(f"{path.name}: {'ok' if ok else 'FAILED ' + err} ({report[-1]['seconds']} s)", flush=True)
