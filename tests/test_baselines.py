@@ -118,3 +118,20 @@ def test_evaluate_scores_the_rules_like_models():
             assert lo["psnr_whole"] >= lo["psnr_target"] - 1e-6
         if key == "baseline-mean":  # ignores the context: target-only PSNR cannot depend much on the ratio
             assert abs(lo["psnr_target"] - hi["psnr_target"]) < 1.0
+
+
+def test_reproduce_puts_the_fitted_rules_in_table_1(monkeypatch, tmp_path):
+    from ifanp import reproduce as rp
+
+    x = (_digits(40) * 255).round().to(torch.uint8)
+    monkeypatch.setattr(rp, "load_train_images", lambda dataset: x)
+    monkeypatch.setattr(rp, "load_eval_images", lambda dataset, full_test=False: (x[:6], torch.arange(6)))
+    table = rp.reproduce(models=("baseline-mean-paste", "baseline-gp"), seeds=(), nll_images=2, nll_samples=1,
+                         progress=False, gp_images=4)
+    rows = {r["model"]: r for r in table["rows"]}
+    assert rows["baseline-mean-paste"]["images"] == 6 and rows["baseline-gp"]["images"] == 4
+    assert "first 4 images" in rows["baseline-gp"]["label"] and not table["missing"]
+    assert all(r["parameters"] == 0 and "paper" not in r for r in table["rows"])
+    rp.write_outputs(table, tmp_path)
+    md = (tmp_path / "table.md").read_text()
+    assert "context + mean image" in md and "fitted on training images only" in md
