@@ -197,7 +197,8 @@ def evaluate_npf(
     pixels = model.channels * model.size**2
     res = {
         "model": model.name, "size": model.size, "images": len(images), "pixels": pixels,
-        "ll_per_image": float(ll.mean()), "ll_per_image_se": float(ll.std() / math.sqrt(len(ll))),
+        "ll_per_image": float(ll.mean()), "ll_per_image_se": float(ll.std() / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
+        "ll_per_image_median": float(ll.median()), "ll_per_image_min": float(ll.min()),
         "ll_per_pixel": float(ll.mean()) / pixels,
         "ll_is_per_image": float(per_image["ll_is"].mean()) if "ll_is" in per_image else None,
         "estimate": f"Monte-Carlo mixture over K={samples} z ~ q(z|context)" if model.latent else "exact (Gaussian)",
@@ -211,7 +212,7 @@ def evaluate_npf(
 
 def npf_table(results: list[dict[str, Any]]) -> str:
     """Markdown: our rows (nats per image, exact or MC with its K, importance-sampled beside) and NPF's anchors."""
-    lines = ["| model | size | LL (nats/image) | LL importance-sampled | nats/pixel | estimate |", "|---|---|---|---|---|---|"]
+    lines = ["| model | size | LL (nats/image, ± s.e.) | LL importance-sampled | nats/pixel | estimate |", "|---|---|---|---|---|---|"]
     for r in results:
         is_ = "—" if r["ll_is_per_image"] is None else f"{r['ll_is_per_image']:.1f}"
         note = "" if r["size"] == NPF_SIZE else " (not comparable: not 32x32)"
