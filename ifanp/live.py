@@ -54,8 +54,8 @@ def live_widget(name: str, root: str = "..", **config: Any) -> _HTML:
 
     ``root`` is the site's root relative to the page (the chapters live in ``book/``).
     """
-    if name not in ("gp", "image", "attention"):
-        raise ValueError(f"unknown live widget {name!r}; use 'gp', 'image' or 'attention'.")
+    if name not in ("gp", "np1d", "image", "attention"):
+        raise ValueError(f"unknown live widget {name!r}; use 'gp', 'np1d', 'image' or 'attention'.")
     cfg = html.escape(json.dumps(_jsonable(config), separators=(",", ":")), quote=True)
     return _HTML(
         f'<link rel="stylesheet" href="{root}/_live/live.css">'
@@ -82,10 +82,10 @@ def write_digits(path: str | Path, n: int = NUM_DIGITS) -> dict[str, Any]:
 
 
 def build_site_files(html_root: str | Path, quiet: bool = False, models: tuple[str, ...] | None = None,
-                     attention: tuple[str, ...] | None = None) -> dict[str, Any]:
+                     attention: tuple[str, ...] | None = None, np1d: tuple[str, ...] | None = None) -> dict[str, Any]:
     """Fill ``html_root/_live``: the widgets' JavaScript and CSS, the ONNX models (default: every model a
     widget offers, :data:`ifanp.onnx_export.WIDGET_MODELS`) and the test digits."""
-    from .onnx_export import ATTENTION_MODELS, WIDGET_MODELS, export_all
+    from .onnx_export import ATTENTION_MODELS, NP1D_MODELS, WIDGET_MODELS, export_all
 
     dest = Path(html_root) / "_live"
     dest.mkdir(parents=True, exist_ok=True)
@@ -93,15 +93,17 @@ def build_site_files(html_root: str | Path, quiet: bool = False, models: tuple[s
         if src.suffix in (".js", ".css"):
             shutil.copyfile(src, dest / src.name)
     manifest = export_all(dest / "models", WIDGET_MODELS if models is None else models,
-                          ATTENTION_MODELS if attention is None else attention, quiet=quiet)
+                          ATTENTION_MODELS if attention is None else attention, quiet=quiet,
+                          np1d=NP1D_MODELS if np1d is None else np1d)
     write_digits(dest / "digits.json")
     return manifest
 
 
 def standalone_site(root: str | Path, models: tuple[str, ...] | None = None,
-                    attention: tuple[str, ...] | None = None, quiet: bool = True) -> dict[str, Any]:
+                    attention: tuple[str, ...] | None = None, quiet: bool = True,
+                    np1d: tuple[str, ...] | None = None) -> dict[str, Any]:
     """A small site with one page per live widget (``book/gp.html``, ``book/image.html``,
-    ``book/attention.html``), each holding the HTML a chapter's cell writes, inside the book theme's
+    ``book/attention.html``, ``book/np1d.html``), each holding the HTML a chapter's cell writes, inside the book theme's
     ``.bd-article``: what tests/test_browser.py and benchmarks/bench_browser.py serve. Needs
     onnxruntime-web in ``book/_widgets_js/ort`` (``tools/fetch_widgets_js.py``). Returns the manifest."""
     root = Path(root)
@@ -109,13 +111,14 @@ def standalone_site(root: str | Path, models: tuple[str, ...] | None = None,
     if not (ort / "ort.wasm.min.mjs").is_file():
         raise FileNotFoundError(f"{ort} has no onnxruntime-web; run tools/fetch_widgets_js.py (make widgets-js)")
     shutil.copytree(ort, root / "_static" / "ort", dirs_exist_ok=True)
-    manifest = build_site_files(root, quiet=quiet, models=models, attention=attention)
+    manifest = build_site_files(root, quiet=quiet, models=models, attention=attention, np1d=np1d)
     names = [m["name"] for m in manifest["models"]]
     pages = {
         "gp": live_widget("gp", points=[[-2.0, -0.5], [-0.7, 0.8], [0.4, 0.1], [1.9, -1.0]], kernel="rbf",
                           lengthscale=0.8, noise_std=0.1, period=2.0),
         "image": live_widget("image", models=names, model="mnist-ifanp-plus" if "mnist-ifanp-plus" in names
                              else names[-1], ratio=0.2, samples=3),
+        "np1d": live_widget("np1d", points=[[-1.5, 0.4], [-0.2, -0.6], [0.9, 0.8]], kernel="rbf", model="anp"),
         "attention": live_widget("attention", model=(manifest["attention"] or [{"name": ""}])[0]["name"], ratio=0.3),
     }
     (root / "book").mkdir(exist_ok=True)

@@ -51,6 +51,8 @@ WIDGET_MODELS: tuple[str, ...] = (
 )
 #: Models whose attention graph is exported (GCA weights and LPA weights).
 ATTENTION_MODELS: tuple[str, ...] = ("mnist-ifanp",)
+#: The 1-D models of the neural-processes chapter's widget: (xc, yc, xt, eps) -> (y_mean, y_std).
+NP1D_MODELS: tuple[str, ...] = tuple(f"np1d-{m}-{k}" for k in ("rbf", "matern52", "periodic") for m in ("cnp", "np", "anp"))
 OPSET = 18  # what the torch.export-based exporter emits (no version conversion); onnxruntime-web 1.30 runs it
 
 
@@ -156,6 +158,38 @@ class AttentionGraph(nn.Module):
         return gca, weights.view(b, 9, r, r)
 
 
+class NP1DGraph(nn.Module):
+    """(xc, yc, xt, eps) -> (y_mean, y_std), each (S, B, Nt, 1): a 1-D set model's ``forward`` with fixed eps.
+
+    ``xc``, ``yc`` (B, Nc, 1), ``xt`` (B, Nt, 1), ``eps`` (S, B, d_z) (ignored by the CNP, whose one
+    prediction is repeated S times). The outputs are not called ``mean``/``std``: those names are taken
+    inside the exported graph.
+    """
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model.eval()
+
+    def forward(self, xc: Tensor, yc: Tensor, xt: Tensor, eps: Tensor) -> tuple[Tensor, Tensor]:
+        out = self.model(xc, yc, xt, eps=eps)
+        mean, std = out.mean, out.std
+        if mean.shape[0] != eps.shape[0]:
+            s = eps.shape[0]
+            mean, std = mean.expand(s, *mean.shape[1:]), std.expand(s, *std.shape[1:])
+        return mean, std
+
+
+def np1d_inputs(model: nn.Module, batch: int = 2, context: int = 7, targets: int = 9, samples: int = 2,
+                seed: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Fixed inputs for a 1-D model: x in [-2, 2], standard normal y and eps."""
+    g = torch.Generator().manual_seed(seed)
+    zd = int(model.config.get("z_dim") or 1) if model.latent else 1
+    xc = torch.rand(batch, context, 1, generator=g) * 4 - 2
+    yc = torch.randn(batch, context, 1, generator=g)
+    xt = torch.linspace(-2, 2, targets).view(1, targets, 1).expand(batch, targets, 1).contiguous()
+    return xc, yc, xt, torch.randn(samples, batch, zd, generator=g)
+
+
 def example_inputs(model: nn.Module, batch: int = 1, samples: int = 2, seed: int = 0) -> tuple[Tensor, Tensor, Tensor]:
     """Fixed inputs for tracing and testing: random images, a 30 % random mask, standard normal eps."""
     g = torch.Generator().manual_seed(seed)
@@ -210,6 +244,7 @@ def _export(graph: nn.Module, args: tuple[Tensor, ...], input_names, output_name
 
             stack.enter_context(_no_distribution_checks())
             dims = {n: Dim(n, min=1, max=256) for n in ("batch", "samples")}
+            dims.update({n: Dim(n, min=1, max=4096) for n in ("context", "targets")})
             shapes = tuple({i: dims[n] for i, n in dynamic_axes.get(name, {}).items()} or None for name in input_names)
             prog = torch.onnx.export(graph, args, input_names=list(input_names), output_names=list(output_names),
                                      dynamic_shapes=shapes, opset_version=OPSET, dynamo=True, verbose=False)
@@ -228,17 +263,25 @@ def export_model(model: nn.Module, kind: str = "completion", dynamo: bool = True
     that neither axis is specialised to 1); ``dynamo=False``: the TorchScript-based one.
     """
     model = model.float().eval()
-    image, mask, eps = example_inputs(model, batch=2, samples=2)
+    image = mask = eps = None
+    if kind != "np1d":
+        image, mask, eps = example_inputs(model, batch=2, samples=2)
     with torch.no_grad():
         if kind == "completion":
             return _export(CompletionGraph(model), (image, mask, eps), ("image", "mask", "eps"), ("mean", "std"),
                            {"image": {0: "batch"}, "mask": {0: "batch"}, "eps": {0: "samples", 1: "batch"},
                             "mean": {0: "samples", 1: "batch"}, "std": {0: "samples", 1: "batch"}}, dynamo)
+        if kind == "np1d":
+            return _export(NP1DGraph(model), np1d_inputs(model), ("xc", "yc", "xt", "eps"), ("y_mean", "y_std"),
+                           {"xc": {0: "batch", 1: "context"}, "yc": {0: "batch", 1: "context"},
+                            "xt": {0: "batch", 1: "targets"}, "eps": {0: "samples", 1: "batch"},
+                            "y_mean": {0: "samples", 1: "batch", 2: "targets"},
+                            "y_std": {0: "samples", 1: "batch", 2: "targets"}}, dynamo)
         if kind == "attention":
             return _export(AttentionGraph(model), (image, mask), ("image", "mask"), ("gca", "lpa"),
                            {"image": {0: "batch"}, "mask": {0: "batch"}, "gca": {0: "batch"}, "lpa": {0: "batch"}},
                            dynamo)
-    raise ValueError(f"kind must be 'completion' or 'attention', got {kind!r}.")
+    raise ValueError(f"kind must be 'completion', 'np1d' or 'attention', got {kind!r}.")
 
 
 # ---- the files the book ships ---------------------------------------------------------------------------
@@ -251,8 +294,13 @@ def _manifest_entry(name: str, model: nn.Module, kind: str, file: str, data: byt
     cfg = getattr(model, "config", {})
     info = {"name": name, "kind": kind, "file": file, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "weights_sha256": entry.get("sha256"),
-            "model": cfg.get("name"), "channels": model.channels, "size": model.size,
-            "seconds": round(seconds, 2)}
+            "model": cfg.get("name"), "seconds": round(seconds, 2)}
+    if kind == "np1d":
+        info["kernel"] = name.rsplit("-", 1)[-1]
+        info["latent"] = bool(model.latent)
+        info["z_dim"] = int(model.config.get("z_dim") or 1) if model.latent else 1
+        return info
+    info.update(channels=model.channels, size=model.size)
     if kind == "completion":
         info["z_dim"] = latent_dim(model)
         info["latent"] = bool(getattr(model, "latent", False)) or type(model).__name__ == "ConvVAE"
@@ -283,7 +331,7 @@ def _cache_key(weights_sha: str | None, kind: str, dynamo: bool) -> str:
 
 def export_all(out: str | Path, names: tuple[str, ...] = WIDGET_MODELS,
                attention: tuple[str, ...] = ATTENTION_MODELS, dynamo: bool = True,
-               quiet: bool = False, use_cache: bool = True) -> dict[str, Any]:
+               quiet: bool = False, use_cache: bool = True, np1d: tuple[str, ...] = NP1D_MODELS) -> dict[str, Any]:
     """Write ``<name>.onnx`` (and ``<name>.attention.onnx``) into ``out`` from the shipped weights, plus
     ``manifest.json`` describing them; returns the manifest. Models that are not installed are skipped
     (and listed under ``missing``). With ``use_cache``, a graph exported before from the same weights
@@ -296,8 +344,8 @@ def export_all(out: str | Path, names: tuple[str, ...] = WIDGET_MODELS,
     reg = registry()
     manifest: dict[str, Any] = {"exporter": "torch.export (dynamo=True)" if dynamo else "torchscript (dynamo=False)",
                                 "opset": OPSET, "torch": torch.__version__, "models": [], "attention": [],
-                                "missing": []}
-    jobs = [(n, "completion") for n in names] + [(n, "attention") for n in attention]
+                                "np1d": [], "missing": []}
+    jobs = [(n, "completion") for n in names] + [(n, "attention") for n in attention] + [(n, "np1d") for n in np1d]
     for name, kind in jobs:
         if name not in have:
             manifest["missing"].append(name)
@@ -315,9 +363,9 @@ def export_all(out: str | Path, names: tuple[str, ...] = WIDGET_MODELS,
                 tmp.write_bytes(data)
                 tmp.replace(cached)
         seconds = time.perf_counter() - t0
-        file = f"{name}.onnx" if kind == "completion" else f"{name}.attention.onnx"
+        file = f"{name}.onnx" if kind in ("completion", "np1d") else f"{name}.attention.onnx"
         (out / file).write_bytes(data)
-        manifest["models" if kind == "completion" else "attention"].append(
+        manifest["models" if kind == "completion" else kind].append(
             _manifest_entry(name, model, kind, file, data, seconds))
         if not quiet:
             print(f"export-onnx: {file} ({len(data) / 1e6:.2f} MB, {how} in {seconds:.1f} s)", flush=True)
@@ -335,6 +383,8 @@ def add_export_onnx_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"registry names (default: {' '.join(WIDGET_MODELS)})")
     parser.add_argument("--attention", nargs="*", default=list(ATTENTION_MODELS),
                         help="models whose attention graph (GCA and LPA weights) is also written")
+    parser.add_argument("--np1d", nargs="*", default=list(NP1D_MODELS),
+                        help="1-D models of the neural-processes widget (xc, yc, xt, eps -> y_mean, y_std)")
     parser.add_argument("--legacy", action="store_true",
                         help="the TorchScript exporter (dynamo=False) instead of the torch.export-based one")
     parser.add_argument("--no-cache", action="store_true", help="export again even if the cache holds the graph")
@@ -346,13 +396,14 @@ def run_export_onnx(args) -> int:
     from .pretrained import available
 
     have = set(available())
-    unknown = [n for n in [*args.models, *args.attention] if n not in have]
+    unknown = [n for n in [*args.models, *args.attention, *args.np1d] if n not in have]
     if unknown:
         raise ValueError(f"no shipped weights named {', '.join(unknown)}; available: {', '.join(sorted(have))}.")
     manifest = export_all(args.out, tuple(args.models), tuple(args.attention), dynamo=not args.legacy,
-                          quiet=args.quiet, use_cache=not args.no_cache)
+                          quiet=args.quiet, use_cache=not args.no_cache, np1d=tuple(args.np1d))
     if not args.quiet:
-        total = sum(m["bytes"] for m in manifest["models"] + manifest["attention"])
-        print(f"export-onnx: {len(manifest['models']) + len(manifest['attention'])} graphs, "
+        graphs = manifest["models"] + manifest["attention"] + manifest["np1d"]
+        total = sum(m["bytes"] for m in graphs)
+        print(f"export-onnx: {len(graphs)} graphs, "
               f"{total / 1e6:.1f} MB -> {args.out}")
     return 0

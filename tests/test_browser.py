@@ -34,6 +34,7 @@ SHOTS = REPO / "_build" / "browser-failures"
 pytestmark = [pytest.mark.slow]
 MODELS = ("mnist-ifanp-plus", "mnist-np")
 ATTENTION = ("mnist-ifanp",)
+NP1D = ("np1d-cnp-rbf", "np1d-anp-rbf", "np1d-np-periodic")
 LAUNCH_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
                "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -68,7 +69,7 @@ def site(tmp_path_factory):
     if not (REPO / "book" / "_widgets_js" / "ort" / "ort.wasm.min.mjs").is_file():
         subprocess.run([sys.executable, str(REPO / "tools" / "fetch_widgets_js.py")], check=True, cwd=REPO)
     root = tmp_path_factory.mktemp("live-site")
-    manifest = standalone_site(root, models=MODELS, attention=ATTENTION)
+    manifest = standalone_site(root, models=MODELS, attention=ATTENTION, np1d=NP1D)
     assert not manifest["missing"], manifest["missing"]
     handler = functools.partial(_QuietHandler, directory=str(root))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -283,6 +284,45 @@ def test_attention_widget_follows_the_clicked_target_and_equals_pytorch(page, si
     _only_local(page, site)
 
 
+def _assert_np1d_matches(state: dict):
+    from ifanp.onnx_export import NP1DGraph
+
+    pts = torch.tensor(state["points"], dtype=torch.float32)
+    xt = torch.tensor(state["x"], dtype=torch.float32).view(1, -1, 1)
+    eps = torch.tensor(state["eps"], dtype=torch.float32).view(state["rows"], 1, state["z_dim"])
+    model = _model(f"np1d-{state['model']}-{state['kernel']}")
+    with torch.no_grad():
+        mean, std = NP1DGraph(model)(pts[None, :, :1], pts[None, :, 1:], xt, eps)
+    assert np.abs(np.array(state["mean"]) - mean.flatten().numpy()).max() <= 1e-4
+    assert np.abs(np.array(state["std"]) - std.flatten().numpy()).max() <= 1e-4
+
+
+def test_np1d_widget_follows_clicks_and_menus_and_equals_pytorch(page, site):
+    page.goto(f"{site['url']}/book/np1d.html")
+    n = _wait_updates(page, 0, timeout=120_000)
+    first = _state(page)
+    assert first["model"] == "anp" and len(first["points"]) == 3 and first["rows"] == 6
+    _assert_np1d_matches(first)
+    box = page.locator("svg.ifanp-plot").bounding_box()
+    page.mouse.click(box["x"] + 0.6 * box["width"], box["y"] + 0.3 * box["height"])
+    n = _wait_updates(page, n)
+    page.wait_for_timeout(300)
+    added = _state(page)
+    assert len(added["points"]) == 4 and added["mean"] != first["mean"]
+    _assert_np1d_matches(added)
+    page.select_option("div.ifanp-live select >> nth=1", "cnp")
+    n = _wait_updates(page, n)
+    _assert_np1d_matches(_state(page))
+    page.select_option("div.ifanp-live select >> nth=0", "periodic")
+    page.select_option("div.ifanp-live select >> nth=1", "np")
+    page.wait_for_function("() => { const s = JSON.parse(document.querySelector('div.ifanp-live').dataset.state); "
+                           "return s.kernel === 'periodic' && s.model === 'np' && s.mean; }")
+    _assert_np1d_matches(_state(page))
+    page.select_option("div.ifanp-live select >> nth=1", "gp")
+    page.wait_for_function("() => JSON.parse(document.querySelector('div.ifanp-live').dataset.state).model === 'gp'")
+    _only_local(page, site)
+
+
 def test_a_page_opened_from_a_file_says_how_to_serve_it(browser, site):
     context = browser.new_context()
     pg = context.new_page()
@@ -296,7 +336,7 @@ def test_a_page_opened_from_a_file_says_how_to_serve_it(browser, site):
 # ---- the chapters embed them (no browser needed) ---------------------------------------------------------
 
 
-LIVE_CHAPTERS = {"gp_regression": "gp", "images_as_functions": "image", "ifnp": "image", "attention": "attention",
+LIVE_CHAPTERS = {"gp_regression": "gp", "neural_processes": "np1d", "images_as_functions": "image", "ifnp": "image", "attention": "attention",
                  "ifanp": "image", "experiments": "image", "beyond": "image"}
 
 
@@ -315,4 +355,4 @@ def test_the_widget_html_degrades_to_one_line_and_loads_nothing_remote():
     assert 'data-widget="gp"' in text and "make serve" in text and "http://" not in text and "https://" not in text
     assert '<script type="module" src="../_live/live.js"></script>' in text
     with pytest.raises(ValueError, match="unknown live widget"):
-        live_widget("np1d")
+        live_widget("no-such-widget")

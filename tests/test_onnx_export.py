@@ -14,7 +14,16 @@ import pytest
 import torch
 
 from ifanp.cli import main
-from ifanp.onnx_export import ATTENTION_MODELS, WIDGET_MODELS, CompletionGraph, example_inputs, export_all
+from ifanp.onnx_export import (
+    ATTENTION_MODELS,
+    NP1D_MODELS,
+    WIDGET_MODELS,
+    CompletionGraph,
+    NP1DGraph,
+    example_inputs,
+    export_all,
+    np1d_inputs,
+)
 from ifanp.pretrained import available, load_pretrained
 
 ort = pytest.importorskip("onnxruntime", reason="pip install -r requirements-dev.txt (onnxruntime)")
@@ -35,7 +44,8 @@ def test_every_widget_model_is_exported(exported):
     assert set(WIDGET_MODELS) <= set(available()), "a model the widgets offer is not shipped"
     assert manifest["exporter"].startswith("torch.export")
     assert json.loads((out / "manifest.json").read_text()) == manifest
-    for m in manifest["models"] + manifest["attention"]:
+    assert [m["name"] for m in manifest["np1d"]] == list(NP1D_MODELS)
+    for m in manifest["models"] + manifest["attention"] + manifest["np1d"]:
         assert (out / m["file"]).stat().st_size == m["bytes"] > 10_000
 
 
@@ -77,6 +87,25 @@ def test_the_attention_graph_equals_the_models_maps(exported, name):
     ref_lpa = model.lpa_steps(image, mask)["weights"].numpy()
     assert np.abs(lpa - ref_lpa).max() <= TOL
     assert np.allclose(gca.sum(-1), 1.0, atol=1e-5)  # every row is a softmax over the context cells
+
+
+@pytest.mark.parametrize("name", NP1D_MODELS)
+def test_the_1d_graph_equals_pytorch(exported, name):
+    out, manifest = exported
+    info = next(m for m in manifest["np1d"] if m["name"] == name)
+    model = load_pretrained(name).float().eval()
+    sess = ort.InferenceSession(str(out / info["file"]), providers=["CPUExecutionProvider"])
+    for context, targets, samples in ((1, 201, 1), (12, 50, 4)):  # other sizes than the traced (7, 9, 2)
+        xc, yc, xt, eps = np1d_inputs(model, batch=1, context=context, targets=targets, samples=samples, seed=6)
+        eps[0] = 0.0
+        got_mean, got_std = sess.run(None, {"xc": xc.numpy(), "yc": yc.numpy(), "xt": xt.numpy(), "eps": eps.numpy()})
+        with torch.no_grad():
+            mean, std = NP1DGraph(model)(xc, yc, xt, eps)
+            ref_mean, ref_std = model.predict(xc, yc, xt)  # the package's prediction, z at the mean of q
+        assert got_mean.shape == (samples, 1, targets, 1)
+        assert np.abs(got_mean - mean.numpy()).max() <= TOL and np.abs(got_std - std.numpy()).max() <= TOL
+        assert np.abs(got_mean[0] - ref_mean.numpy()).max() <= TOL
+        assert np.abs(got_std[0] - ref_std.numpy()).max() <= TOL
 
 
 def test_the_command_refuses_an_unknown_model_in_one_line(tmp_path, capsys):

@@ -1,7 +1,7 @@
 // The entry point of the book's live widgets: every <div class="ifanp-live" data-widget="NAME"> on the
 // page becomes the widget of ./NAME.js. The div's static content (one line saying how to serve the
 // site) stays where a widget cannot run. Written by ifanp.live.live_widget() in a chapter's cell.
-const WIDGETS = { gp: "./gp.js", image: "./image.js", attention: "./attention.js" };
+const WIDGETS = { gp: "./gp.js", np1d: "./np1d.js", image: "./image.js", attention: "./attention.js" };
 
 async function start(root) {
   const name = root.dataset.widget;

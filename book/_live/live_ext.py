@@ -21,8 +21,9 @@ def _build_finished(app, exception) -> None:
 
     t0 = time.perf_counter()
     manifest = build_site_files(app.outdir, quiet=True)
-    graphs = len(manifest["models"]) + len(manifest["attention"])
-    size = sum(m["bytes"] for m in manifest["models"] + manifest["attention"]) / 1e6
+    every = manifest["models"] + manifest["attention"] + manifest["np1d"]
+    graphs = len(every)
+    size = sum(m["bytes"] for m in every) / 1e6
     logger.info(f"live widgets: {graphs} ONNX graphs ({size:.1f} MB, {manifest['exporter']}) and the test digits "
                 f"in _live/ ({time.perf_counter() - t0:.1f} s)")
     if manifest["missing"]:
