@@ -126,6 +126,23 @@ def main(argv: list[str] | None = None) -> int:
                 row += [statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]]
             print(f"{name:18s} {info['bytes'] / 1e6:8.2f} {first:10.0f} ms {row[0]:18.1f} ms {row[1]:5.1f} ms"
                   f" {row[2]:20.1f} ms {row[3]:5.1f} ms")
+        np1d = browser.new_context(viewport={"width": 1300, "height": 1000}).new_page()
+        np1d.goto(f"{url}/book/np1d.html")
+        n = _wait_more(np1d, 0)
+        draws = np1d.locator("div.ifanp-live input[type=range]").first
+        print(f"{'1-D model':18s} {'graph MB':>8s} {'update (mean + 5 draws, 161 targets): median':>46s} {'p90':>8s}")
+        for info in manifest.get("np1d", []):
+            np1d.select_option("div.ifanp-live select >> nth=0", info["kernel"])
+            np1d.select_option("div.ifanp-live select >> nth=1", info["model"])
+            n = _wait_more(np1d, n)
+            times = []
+            for k in range(args.repeats):
+                draws.fill(str(5 + k % 2))
+                n = _wait_more(np1d, n)
+                times.append(_state(np1d)["run_ms"])
+            times.sort()
+            print(f"{info['name']:18s} {info['bytes'] / 1e6:8.2f} {statistics.median(times):43.1f} ms "
+                  f"{times[min(len(times) - 1, int(0.9 * len(times)))]:5.1f} ms")
         gp = browser.new_context(viewport={"width": 1300, "height": 1000}).new_page()
         gp.goto(f"{url}/book/gp.html")
         n = _wait_more(gp, 0)

@@ -46,7 +46,7 @@ export async function mount(root, cfg) {
   svg.append(axes, band, drawG, gpLine, meanLine, dots);
   const title = el("p", { class: "ifanp-title" });
   const legend = el("p", { class: "ifanp-legend" }, el("span", { class: "sw mean" }), " the model's mean (z at the mean of q)  ",
-    el("span", { class: "sw band-y" }), " ±2σ  ", el("span", { class: "sw truth" }), " the GP oracle's mean  thin lines: draws of z");
+    el("span", { class: "sw band-y" }), " ±2σ  ", el("span", { class: "sw truth" }), " the GP oracle's mean  ", el("span", { class: "sw draw" }), " draws of z");
   const help = el("p", { class: "ifanp-help" }, "Click the plot to add a context point, drag one to move it, double-click one to remove it.");
   root.replaceChildren(el("div", { class: "ifanp-gp" }, controls, el("div", { class: "ifanp-figure" }, title, svg, legend, help)));
   const path = (ys) => Array.from(xs, (t, i) => `${i ? "L" : "M"}${sx(t)},${sy(ys[i])}`).join("");
