@@ -52,7 +52,7 @@ def fit(fig, column_in: float = COLUMN_IN, min_pt: float = MIN_PT):
                 warnings.simplefilter("ignore")
                 try:
                     fig.set_layout_engine("tight")
-                except Exception:  # noqa: BLE001 - a figure that cannot take a layout engine stays as drawn
+                except Exception:  # noqa: BLE001, S110 - a figure that cannot take a layout engine stays as drawn
                     pass
     return fig
 
