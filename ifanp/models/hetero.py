@@ -25,7 +25,7 @@ The loss then spikes and the optimiser chases the confident pixels. :meth:`Heter
 offers a *warm-up*: with ``warmup=w`` in ``(0, 1]``, the mean is trained against a fixed sigma of 0.1
 (an MSE) while the std head learns from the NLL with the mean detached; ``warmup = 0`` is the exact NLL
 (the objective the evaluation measures). The training script (``ifanp.npf``) ramps ``warmup`` from 1 to 0
-and clips the gradient norm; ``ifanp.npf.collapse_probe`` measures the effect.
+and clips the gradient norm; its log records the gradient norm and the share of pixels at the floor.
 """
 from __future__ import annotations
 
