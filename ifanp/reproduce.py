@@ -148,7 +148,7 @@ def training_budget(budgets: dict[str, list[tuple[int | None, float | None]]]) -
         longer = one is not None and len(mine) == 1 and None not in mine and next(iter(mine)) > one
         parts.append(f"{LABELS[OURS]} {'trains longer, ' if longer else ''}{_steps_text(budgets[OURS])}")
     if not parts:
-        return "Training budget: no weights of the table are installed."
+        return "Training budget: no trained model in this table (none installed, or only the rules without learning)."
     return ("Training budget: " + "; ".join(parts) + " (each model's registry entry records the command, the "
             "threads and the time); the paper trains for ~300 epochs (Fig. 8).")
 
