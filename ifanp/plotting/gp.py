@@ -24,7 +24,7 @@ from matplotlib.ticker import FixedFormatter, FixedLocator, NullLocator
 
 from .. import gp as _gp
 from ..analysis import loglog_slope
-from ..analysis1d import gp_fit
+from ..analysis1d import _flat_x, gp_fit
 
 __all__ = [
     "BAND_F_LABEL",
@@ -66,16 +66,6 @@ def _axes(ax: Axes | None, figsize=(7.0, 3.6)) -> tuple[Figure, Axes]:
         return ax.figure, ax
     fig = Figure(figsize=figsize, layout="constrained")
     return fig, fig.subplots()
-
-
-def _flat_x(x) -> np.ndarray:
-    """Inputs ``(N,)`` or ``(N, 1)`` as a flat array (the chapter's figures are 1-D)."""
-    x = to_numpy(x)
-    if x.ndim == 2 and x.shape[1] == 1:
-        x = x[:, 0]
-    if x.ndim != 1:
-        raise ValueError(f"expected 1-D inputs of shape (N,) or (N, 1), got {x.shape}.")
-    return x
 
 
 def draw_band(ax: Axes, x, mean, std, k: float = 2.0, **kwargs) -> PolyCollection:

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 from torch import Tensor
 
-from ..analysis import completion_mean, make_mask, predictive_moments
+from ..analysis import _batch, completion_mean, make_mask, predictive_moments
 from ..metrics import completion_metrics, mean_psnr, psnr_from_mse, psnr_of_mean_mse
 
 __all__ = [
@@ -53,17 +53,6 @@ __all__ = [
 
 #: The colour of the missing (unobserved) pixels in every context picture.
 MISSING_COLOR = (0.24, 0.48, 0.85)
-
-
-def _batch(x: Tensor) -> Tensor:
-    """(C, H, W) -> (1, C, H, W); a batch passes through."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"expected a torch tensor, got {type(x).__name__}.")
-    if x.dim() == 3:
-        return x.unsqueeze(0)
-    if x.dim() != 4:
-        raise ValueError(f"expected an image (C, H, W) or a batch (B, C, H, W), got shape {tuple(x.shape)}.")
-    return x
 
 
 def to_display(image: Tensor) -> np.ndarray:
