@@ -55,7 +55,7 @@ _REGISTRY: list[tuple[str, str, str, str, str]] = [
         "ifanp.cli",
         "add_data_arguments",
         "run_data",
-        "fetch/prepare a dataset (mnist, celeba) and summarise it",
+        "fetch/prepare a dataset (mnist, fashion-mnist, celeba) and summarise it",
     ),
     ("train", "ifanp.train", "add_train_arguments", "run_train", "train an image model (checkpoints, --resume, DDP)"),
     ("evaluate", "ifanp.evaluate", "add_evaluate_arguments", "run_evaluate",
@@ -177,11 +177,13 @@ def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m ifanp data``."""
     from .data.celeba import PAPER_TRAIN_SIZE
 
-    parser.add_argument("dataset", choices=["mnist", "celeba"], help="which dataset to prepare")
+    from .data.splits import DATASETS
+
+    parser.add_argument("dataset", choices=DATASETS, help="which dataset to prepare")
     parser.add_argument("--root", type=Path, default=None,
                         help="data folder (default: $IFANP_DATA or ~/.cache/ifanp/data)")  # fmt: skip
     parser.add_argument("--no-download", action="store_true",
-                        help="mnist: only check the files already there, fetch nothing")  # fmt: skip
+                        help="mnist, fashion-mnist: only check the files already there, fetch nothing")  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     celeba = parser.add_argument_group("celeba")
     celeba.add_argument(
@@ -205,6 +207,26 @@ def _class_line(counts: list[int]) -> str:
     return "  ".join(f"{digit}: {n}" for digit, n in enumerate(counts))
 
 
+def _data_fashion(args: argparse.Namespace, progress: bool) -> int:
+    """``python -m ifanp data fashion-mnist``: find (or download) the files, check them, print a summary."""
+    from .data.common import EVAL_SEED
+    from .data.fashion import FASHION_CLASSES, fashion_eval_indices, load_fashion
+
+    download = not args.no_download
+    train = load_fashion("train", root=args.root, download=download, progress=progress)
+    test = load_fashion("test", root=args.root, download=download, progress=progress)
+    print(f"Fashion-MNIST from {train.source}")
+    print("checksum: verified (the sha256 of the four uncompressed files match the pinned ones)")
+    for part in (train, test):
+        split = part.name.split()[-1]
+        print(f"{split}: {len(part):,} images, {'x'.join(map(str, part.images.shape[1:]))}")
+        print(f"  per class  {_class_line(part.class_counts())}")
+    print("classes: " + ", ".join(f"{i}: {c}" for i, c in enumerate(FASHION_CLASSES)))
+    n = len(fashion_eval_indices(total=len(test)))
+    print(f"evaluation subset: {n:,} of the test images (seed {EVAL_SEED})")
+    return 0
+
+
 def _check_text(verified: bool | None) -> str:
     return {
         True: "verified (sha256 matches the official files)",
@@ -214,10 +236,12 @@ def _check_text(verified: bool | None) -> str:
 
 
 def run_data(args: argparse.Namespace) -> int:
-    """``python -m ifanp data mnist|celeba``: prepare the dataset and print a summary to stdout."""
+    """``python -m ifanp data mnist|fashion-mnist|celeba``: prepare the dataset and print a summary to stdout."""
     if args.root is not None and args.root.exists() and not args.root.is_dir():
         raise UsageError(f"--root {args.root} is a file; pass a folder (it is created when missing).")
     progress = not args.quiet
+    if args.dataset == "fashion-mnist":
+        return _data_fashion(args, progress)
     if args.dataset == "mnist":
         from .data.common import EVAL_SEED
         from .data.mnist import load_mnist, mnist_eval_indices, mnist_raw_dir

@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .config import get_device
 from .data.masks import TEST_RATIOS, eval_mask
-from .data.splits import load_eval_images
+from .data.splits import DATASETS, load_eval_images
 from .metrics import completion_metrics, psnr, ssim
 from .models.base import ImageModel
 from .pretrained import WeightsError, available, load_pretrained, load_weights, write_text_atomic
@@ -195,7 +195,7 @@ def _fmt(metric: str, v: float) -> str:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("model", help="a run folder, a .safetensors file, or a pretrained name (e.g. mnist-ifanp)")
-    parser.add_argument("--dataset", choices=["mnist", "celeba"], default="mnist")
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--ratios", type=float, nargs="+", default=list(TEST_RATIOS), help="context ratios")
     parser.add_argument("--full-test", action="store_true", help="all test images instead of the 5,000 subset")
     parser.add_argument("--limit", type=int, default=None, help="only the first N evaluation images (quick checks)")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import baselines as bl
-from .data.splits import load_eval_images, load_train_images
+from .data.splits import DATASETS, load_eval_images, load_train_images
 from .evaluate import evaluate, markdown_table, resolve_model
 from .models import model_names
 from .pretrained import available, pretrained_name, registry
@@ -399,7 +399,7 @@ def write_outputs(table: dict[str, Any], out: Path) -> None:
 
 
 def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", choices=["mnist", "celeba"], default="mnist")
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--models", nargs="+", default=list(ALL_ROWS),
                         help=f"rows of the table (default: all: {' '.join(ALL_ROWS)})")
     parser.add_argument("--run", action="append", default=[], metavar="MODEL=FOLDER",

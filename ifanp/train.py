@@ -49,7 +49,7 @@ from typing_extensions import Self
 
 from .config import get_device
 from .data.masks import TRAIN_RATIO_RANGE, random_mask
-from .data.splits import load_eval_images, load_train_images
+from .data.splits import DATASETS, load_eval_images, load_train_images
 from .evaluate import quick_psnr
 from .models import build
 from .options import check_overrides, parse_overrides
@@ -582,7 +582,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
 def add_train_arguments(parser) -> None:
     """Arguments of ``python -m ifanp train``."""
     parser.add_argument("--model", required=True, help="model name (see ifanp.models.model_names())")
-    parser.add_argument("--dataset", choices=["mnist", "celeba"], default="mnist")
+    parser.add_argument("--dataset", choices=DATASETS, default="mnist")
     parser.add_argument("--steps", type=int, default=None, help="optimiser steps (wins over --epochs)")
     parser.add_argument("--epochs", type=float, default=None, help="epochs over the training set")
     parser.add_argument("--batch-size", type=int, default=64)

@@ -94,7 +94,11 @@ def read_idx(path: Path) -> Tensor:
 
     Raises :class:`DataError` naming the file when it is truncated or not an IDX file of bytes.
     """
-    data = path.read_bytes()
+    return parse_idx(path.read_bytes(), path)
+
+
+def parse_idx(data: bytes, path: Path | str = "the data") -> Tensor:
+    """The bytes of an uncompressed IDX file of unsigned bytes as a uint8 tensor (``path`` names it in errors)."""
     if len(data) < 8:
         raise DataError(f"{path} is truncated ({len(data)} bytes): not an IDX file.")
     magic = struct.unpack(">I", data[:4])[0]

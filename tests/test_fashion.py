@@ -1,0 +1,158 @@
+"""Fashion-MNIST (``ifanp.data.fashion``): found in the cache or Debian's folder, sha256-checked, split like
+MNIST, and usable by ``data``, ``train`` and ``evaluate``. The tests use small generated IDX .gz files (CI has
+no Debian package); only the last one reads the real files, and it skips where they are not installed."""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ifanp.cli import main
+from ifanp.data import fashion
+from ifanp.data.splits import DATASETS, load_eval_images, load_train_images
+from ifanp.train import TrainConfig, train
+
+COUNTS = {"train": 40, "test": 24}
+
+
+def _arrays(seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    out = {}
+    for split, n in COUNTS.items():
+        images_file, labels_file = fashion.FASHION_FILES[split]
+        out[images_file] = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        out[labels_file] = (np.arange(n) % 10).astype(np.uint8)
+    return out
+
+
+@pytest.fixture
+def generated(tmp_path, monkeypatch):
+    """A fake Debian folder of four generated IDX .gz files, pinned as the expected sha256, an empty data
+    root and no internet. Returns (debian folder, data root, arrays)."""
+    arrays = _arrays()
+    system = tmp_path / "debian"
+    system.mkdir()
+    for name, array in arrays.items():
+        blob = fashion.idx_gz_bytes(array)
+        (system / f"{name}.gz").write_bytes(blob)
+        monkeypatch.setitem(fashion.FASHION_SHA256, name, hashlib.sha256(gzip.decompress(blob)).hexdigest())
+    root = tmp_path / "data"
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", system)
+    monkeypatch.setenv("IFANP_DATA", str(root))
+    monkeypatch.setattr(fashion, "_torchvision_download", lambda raw, progress: "no internet (test)")
+    return system, root, arrays
+
+
+def test_loader_gives_the_files_pixels_as_uint8_images(generated):
+    system, _, arrays = generated
+    for split in ("train", "test"):
+        ds = fashion.load_fashion(split, progress=False)
+        images_file, labels_file = fashion.FASHION_FILES[split]
+        assert ds.images.dtype == torch.uint8 and ds.images.shape == (COUNTS[split], 1, 28, 28)
+        assert torch.equal(ds.images[:, 0], torch.from_numpy(arrays[images_file]))
+        assert torch.equal(ds.labels, torch.from_numpy(arrays[labels_file]).long())
+        assert ds.verified is True and "debian package" in ds.source and str(system) in ds.source
+    image, label = ds[3]
+    assert image.dtype == torch.float32 and 0.0 <= float(image.min()) <= float(image.max()) <= 1.0
+    assert abs(float(image[0, 0, 0]) - arrays["t10k-images-idx3-ubyte"][3, 0, 0] / 255) < 1e-6 and int(label) == 3
+
+
+def test_cache_folder_wins_and_uncompressed_files_are_read(generated):
+    """A torchvision-filled cache (<root>/FashionMNIST/raw, here uncompressed) is used before Debian's folder."""
+    system, root, arrays = generated
+    raw = fashion.fashion_raw_dir(root)
+    raw.mkdir(parents=True)
+    for name in arrays:
+        (raw / name).write_bytes(gzip.decompress((system / f"{name}.gz").read_bytes()))
+    ds = fashion.load_fashion("test", progress=False)
+    assert ds.source.startswith("cache") and str(raw) in ds.source
+    assert torch.equal(ds.images[:, 0], torch.from_numpy(arrays["t10k-images-idx3-ubyte"]))
+
+
+def test_a_changed_file_is_refused_in_one_line(generated):
+    system, _, arrays = generated
+    changed = arrays["train-images-idx3-ubyte"].copy()
+    changed[5, 10, 10] ^= 1  # one bit of one pixel
+    (system / "train-images-idx3-ubyte.gz").write_bytes(fashion.idx_gz_bytes(changed))
+    with pytest.raises(fashion.DataError) as err:
+        fashion.load_fashion("train", progress=False)
+    message = str(err.value)
+    assert "\n" not in message and "sha256" in message and "train-images-idx3-ubyte" in message
+    fashion.load_fashion("test", progress=False)  # the test split's files are untouched: still loads
+
+
+def test_missing_data_names_the_debian_package_and_the_internet(generated, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "absent")
+    for download in (True, False):
+        with pytest.raises(fashion.DataError) as err:
+            fashion.load_fashion("train", download=download, progress=False)
+        message = str(err.value)
+        assert "\n" not in message and "apt-get install dataset-fashion-mnist" in message and "internet" in message
+    assert main(["data", "fashion-mnist", "--no-download"]) == 1
+    line = capsys.readouterr().err
+    assert line.startswith("ifanp data: error: Fashion-MNIST not found") and line.count("\n") == 1
+
+
+def test_torchvision_download_fills_the_cache(generated, tmp_path, monkeypatch):
+    system, root, arrays = generated
+    monkeypatch.setattr(fashion, "SYSTEM_DIR", tmp_path / "absent")
+
+    def fake_download(raw, progress):  # what torchvision leaves: the .gz files and their uncompressed copies
+        raw.mkdir(parents=True)
+        for name in arrays:
+            (raw / f"{name}.gz").write_bytes((system / f"{name}.gz").read_bytes())
+        return None
+
+    monkeypatch.setattr(fashion, "_torchvision_download", fake_download)
+    ds = fashion.load_fashion("train", progress=False)
+    assert ds.source.startswith("torchvision download") and len(ds) == COUNTS["train"]
+    folder, how = fashion.prepare_fashion(progress=False)  # a second load reads the cache, downloads nothing
+    assert how == "cache" and folder == fashion.fashion_raw_dir(root)
+
+
+def test_cli_summary_counts_each_class(generated, capsys):
+    assert main(["data", "fashion-mnist", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert f"train: {COUNTS['train']:,} images, 1x28x28" in out and f"test: {COUNTS['test']:,} images" in out
+    assert "0: 4  1: 4" in out and "9: 2" in out  # labels are i % 10 over 24 test images
+    assert "9: Ankle boot" in out and "checksum: verified" in out
+
+
+def test_eval_subset_follows_the_mnist_rule(generated):
+    """The same seeded draw as MNIST's subset: 5,000 of 10,000 with seed 2023 (here all 24 generated images)."""
+    from ifanp.data.mnist import mnist_eval_indices
+
+    assert torch.equal(fashion.fashion_eval_indices(), mnist_eval_indices())
+    images, idx = load_eval_images("fashion-mnist")
+    assert torch.equal(idx, torch.arange(COUNTS["test"])) and images.shape == (COUNTS["test"], 1, 28, 28)
+    assert load_train_images("fashion-mnist", limit=16).shape == (16, 1, 28, 28)
+    assert "fashion-mnist" in DATASETS
+
+
+def test_train_and_evaluate_run_on_fashion(generated, tmp_path, capsys):
+    """A few training steps on the generated Fashion-MNIST, then ``evaluate --dataset fashion-mnist``: the
+    run records the dataset, and the evaluation reads the Fashion test images (not MNIST's)."""
+    run = tmp_path / "run"
+    tiny = {"hidden": 8, "stem": 8, "z_dim": 8, "gca_key_dim": 8, "decoder_layers": 1}
+    train(TrainConfig(model="ifanp-gca", dataset="fashion-mnist", out=str(run), steps=3, batch_size=8,
+                      overrides=tiny, progress=False, threads=1, checkpoint_every=1000, eval_every=3,
+                      eval_images=8), log=lambda *_: None)
+    cfg = json.loads((run / "config.json").read_text())
+    assert cfg["dataset"] == "fashion-mnist"
+    assert main(["evaluate", str(run), "--dataset", "fashion-mnist", "--limit", "6", "--nll-images", "2",
+                 "--nll-samples", "2", "--quiet"]) == 0
+    res = json.loads((run / "results.json").read_text())
+    assert res["dataset"] == "fashion-mnist" and res["images"] == 6
+    assert all(np.isfinite(v["psnr_whole"]) for v in res["ratios"].values())
+
+
+@pytest.mark.skipif(not fashion.SYSTEM_DIR.is_dir(), reason="Debian's dataset-fashion-mnist is not installed")
+def test_the_real_files_match_the_pinned_sha256():
+    train_set = fashion.load_fashion("train", root="/nonexistent-ifanp-root", download=False, progress=False)
+    test_set = fashion.load_fashion("test", root="/nonexistent-ifanp-root", download=False, progress=False)
+    assert train_set.class_counts() == [6000] * 10 and test_set.class_counts() == [1000] * 10
+    assert train_set.images.shape == (60_000, 1, 28, 28)
