@@ -36,12 +36,20 @@ def test_every_installed_weight_was_made_by_its_recipe():
 
 
 def test_the_budgets_of_the_book_come_from_the_table():
-    steps = {r.model: r.steps for r in recipes.RECIPES}
+    mnist = [r for r in recipes.RECIPES if r.dataset == "mnist"]  # the book's budgets are MNIST's
+    steps = {r.model: r.steps for r in mnist}
     assert {steps[m] for m in TABLE_MODELS if m != "ifanp-plus"} == {recipes.ABLATION_STEPS}
     assert recipes.PLUS_STEPS == steps["ifanp-plus"] > recipes.ABLATION_STEPS
     for model in ABLATION + ("vae", "np", "ifanp-plus"):
-        seeds = tuple(sorted(r.seed for r in recipes.RECIPES if r.model == model))
-        assert seeds == recipes.SHIPPED_SEEDS.get(model, (0,)), model
+        seeds = tuple(sorted(r.seed for r in mnist if r.model == model))
+        assert seeds == recipes.SHIPPED_SEEDS.get(model, (0,)) == recipes.shipped_seeds(model), model
+    # a second dataset's runs change none of them, and list only their own seeds
+    other = {r.dataset for r in recipes.RECIPES} - {"mnist"}
+    for dataset in other:
+        for r in (r for r in recipes.RECIPES if r.dataset == dataset):
+            assert recipes.shipped_seeds(r.model, dataset) == tuple(
+                sorted(q.seed for q in recipes.RECIPES if (q.model, q.dataset) == (r.model, dataset)))
+            assert r.registry_name.startswith(f"{dataset}-") and recipes.recipe(r.model, r.seed, dataset) == r
     assert len({r.run for r in recipes.RECIPES}) == len(recipes.RECIPES)  # one folder per run
     assert len({r.registry_name for r in recipes.RECIPES}) == len(recipes.RECIPES)
 

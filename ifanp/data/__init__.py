@@ -2,6 +2,8 @@
 
 * :mod:`ifanp.data.mnist` — the official MNIST splits (:func:`load_mnist`) and the fixed 5,000-image
   evaluation subset (:func:`load_mnist_eval`, seed ``EVAL_SEED = 2023``).
+* :mod:`ifanp.data.fashion` — Fashion-MNIST, loaded like MNIST (:func:`load_fashion`, :func:`load_fashion_eval`),
+  from Debian's ``dataset-fashion-mnist`` or torchvision, with the sha256 of the files pinned.
 * :mod:`ifanp.data.celeba` — CelebA at 32 x 32 from torchvision's files or a folder of aligned JPEGs.
 * :mod:`ifanp.data.masks` — random, evaluation and structured context masks ``(B, 1, H, W)``.
 * :mod:`ifanp.data.common` — :class:`ImageDataset` and :class:`DataError`.
@@ -11,6 +13,7 @@
 
 from .celeba import CELEBA_EVAL_SIZE, PAPER_TRAIN_SIZE, load_celeba, load_celeba_eval
 from .common import EVAL_SEED, DataError, ImageDataset, eval_indices
+from .fashion import load_fashion, load_fashion_eval
 from .functions import FunctionBatch, GPFunctionDataset, GPFunctionSampler
 from .masks import MASK_KINDS, TEST_RATIOS, TRAIN_RATIO_RANGE, eval_mask, random_mask, structured_mask
 from .mnist import MNIST_EVAL_SIZE, load_mnist, load_mnist_eval, mnist_eval_indices, prepare_mnist
@@ -32,6 +35,8 @@ __all__ = [
     "eval_mask",
     "load_celeba",
     "load_celeba_eval",
+    "load_fashion",
+    "load_fashion_eval",
     "load_mnist",
     "load_mnist_eval",
     "mnist_eval_indices",
