@@ -4,7 +4,8 @@ Every model's predictive distribution of a pixel given the context is either
 
 * **a Gaussian** N(mu, sigma^2) (the deterministic models: hetero-cnp, the CNP), or
 * **a mixture over z**: p(y | C) = E_{z ~ q(z | C)} N(y | mu_z, sigma_z^2), estimated with K draws
-  (every latent model: IFNP, IFANP and variants, the NP/ANP, the VAE's conditional).
+  (every latent model: IFNP, IFANP and variants, the NP/ANP, the VAE's conditional), or
+* **a per-pixel mixture** sum_k w_k N(mu_k, sigma_k^2) (hetero-mix; its ``pixel_cdf`` gives the PIT).
 
 Both are summarised by the probability integral transform of each target pixel, ``u = F(y)`` with F
 the predictive CDF (for the mixture, the mean of the K Gaussian CDFs). The central interval of
@@ -99,6 +100,8 @@ def model_pit(model: Any, images: Tensor, masks: Tensor, samples: int = 16, batc
                 means, stds = model.predict(x, m, samples=samples)
                 out["pit"].append(mixture_pit(x, means, stds)[keep].cpu())
                 out["moment_matched"].append(moment_matched_pit(x, means, stds)[keep].cpu())
+            elif hasattr(model, "pixel_cdf"):  # a model with its own per-pixel predictive (hetero-mix's mixture)
+                out["pit"].append(model.pixel_cdf(x, m)[keep].cpu())
             else:
                 means, stds = model.predict(x, m, samples=0)
                 out["pit"].append(gaussian_pit(x, means[0], stds[0])[keep].cpu())
@@ -120,4 +123,6 @@ def family(model: Any) -> str:
     """What the predictive distribution of ``model`` is, in words."""
     if model.latent:
         return "mixture over z ~ q(z | context) of Gaussians"
+    if getattr(model, "cfg", {}).get("components", 1) > 1:
+        return f"mixture of {model.cfg['components']} Gaussians per pixel"
     return "Gaussian (per-pixel std)" if getattr(model, "cfg", {}).get("std_floor") else "Gaussian"

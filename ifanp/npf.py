@@ -19,7 +19,8 @@ Our protocol (:func:`evaluate_npf`), the same in every respect we could check:
   split (NPF draws one count per batch;
   per image has the same marginal distribution and does not depend on the batch size);
 * every pixel a target, the log-likelihood summed over them: nats per image;
-* deterministic models: the exact Gaussian log-likelihood, std floored at 0.01; latent models: the
+* deterministic models: the exact Gaussian log-likelihood, std floored at 0.01 (a model with a per-pixel
+  mixture, hetero-mix: the exact mixture density, every component's std at least 0.01); latent models: the
   Monte-Carlo mixture estimate ``log (1/K) sum_k p(y | z_k)``, ``z_k ~ q(z | context)`` (NPF's estimate;
   it is biased low and rises with K, so K is printed), and beside it the importance-sampled estimate
   with proposal q(z | full image) (:meth:`ImageModel.log_likelihood`).
@@ -143,10 +144,15 @@ def at_size(model: ImageModel, size: int) -> ImageModel:
 # ---- the log-likelihood -------------------------------------------------------------------------------------
 
 
+def _gauss_logp(y: Tensor, mean: Tensor, std: Tensor) -> Tensor:
+    """log N(y | mean, std^2) per pixel, std floored at NPF's 0.01."""
+    std = std.clamp_min(NPF_MIN_STD)
+    return -0.5 * ((y - mean) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)
+
+
 def _gauss_ll(y: Tensor, mean: Tensor, std: Tensor) -> Tensor:
     """sum over pixels of log N(y | mean, std^2) with std floored at NPF's 0.01; leading dims kept."""
-    std = std.clamp_min(NPF_MIN_STD)
-    logp = -0.5 * ((y - mean) / std) ** 2 - std.log() - 0.5 * math.log(2 * math.pi)
+    logp = _gauss_logp(y, mean, std)
     return logp.flatten(start_dim=logp.dim() - 3).sum(-1)
 
 
@@ -162,6 +168,10 @@ def npf_log_likelihood(model: ImageModel, x: Tensor, mask: Tensor, samples: int 
         ll = torch.logsumexp(_gauss_ll(x, means, stds), dim=0) - math.log(samples)
         ll_is = model.log_likelihood(x, mask, target_mask=torch.ones_like(mask), samples=samples)
         return {"ll": ll, "ll_is": ll_is}
+    if hasattr(model, "pixel_log_density"):  # a model with its own per-pixel predictive (hetero-mix's mixture)
+        if model.cfg.get("std_floor", 0.0) < NPF_MIN_STD:
+            raise ValueError(f"{model.name}'s std floor {model.cfg.get('std_floor')} is below the protocol's {NPF_MIN_STD}.")
+        return {"ll": model.pixel_log_density(x, mask).flatten(1).sum(1)}
     means, stds = model.predict(x, mask, samples=0)
     return {"ll": _gauss_ll(x, means[0], stds[0])}
 
@@ -207,6 +217,45 @@ def evaluate_npf(
                      "targets": "all pixels", "min_std": NPF_MIN_STD, "pixels": "[0, 1]"},
         "seconds": round(time.perf_counter() - t0, 1),
     }
+    return res
+
+
+@torch.no_grad()
+def ll_breakdown(model: ImageModel, images: Tensor, seed: int = NPF_SEED, batch_size: int = 100) -> dict[str, Any]:
+    """Where a deterministic model's NPF log-likelihood comes from: per image, the pixels, nats and share at
+    the floor of the context pixels (split by black / stroke), the black target pixels and the stroke target
+    pixels, and the nats each group loses against the cap log N(0 | 0, 0.01^2) per pixel."""
+    if model.latent:
+        raise ValueError("ll_breakdown takes deterministic models (the per-pixel predictive is then exact).")
+    model.eval()
+    masks = npf_masks(len(images), model.size, seed)
+    cap = -math.log(NPF_MIN_STD) - 0.5 * math.log(2 * math.pi)
+    lp, sd = [], []
+    for i in range(0, len(images), batch_size):
+        x = images[i : i + batch_size].float().div(255).to(model.device)
+        m = masks[i : i + batch_size].to(model.device)
+        out = npf_log_likelihood(model, x, m)["ll"]  # (B,), checked against the per-pixel sum below
+        if hasattr(model, "pixel_log_density"):
+            p = model.pixel_log_density(x, m)
+        else:
+            mean, std = model.predict(x, m, samples=0)
+            p = _gauss_logp(x, mean[0], std[0])
+        if not torch.allclose(p.flatten(1).sum(1), out, rtol=1e-4, atol=1e-2):
+            raise RuntimeError("the per-pixel log-likelihoods do not add up to the image's")
+        lp.append(p.cpu())
+        sd.append(model.predict(x, m, samples=0)[1][0].cpu())
+    lp, sd = torch.cat(lp), torch.cat(sd)
+    x, ctx, n = images.float(), masks.bool(), len(images)
+    groups = {"context (black)": ctx & (x == 0), "context (stroke)": ctx & (x > 0),
+              "target (black)": ~ctx & (x == 0), "target (stroke)": ~ctx & (x > 0)}
+    res: dict[str, Any] = {"model": model.name, "images": n, "ll_per_image": float(lp.flatten(1).sum(1).mean()),
+                           "cap_per_pixel": cap, "groups": {}}
+    for name, sel in groups.items():
+        k = int(sel.sum())
+        res["groups"][name] = {"pixels_per_image": k / n, "nats_per_image": float(lp[sel].sum()) / n,
+                               "nats_per_pixel": float(lp[sel].mean()) if k else float("nan"),
+                               "std_at_floor": float((sd[sel] < 1.05 * NPF_MIN_STD).float().mean()) if k else float("nan"),
+                               "lost_per_image": (cap * k - float(lp[sel].sum())) / n}
     return res
 
 
@@ -307,6 +356,26 @@ def warmup_weight(step: int, warmup_steps: int, ramp_steps: int) -> float:
     return max(0.0, 1.0 - (step - warmup_steps) / ramp_steps)
 
 
+def init_from(model: ImageModel, source: str) -> dict[str, Any]:
+    """Copy into ``model`` every tensor of ``source`` (a registry name, sha-verified, or a weights file) whose
+    name and shape match; the others keep their fresh initialisation. Returns what was copied and what not."""
+    from .pretrained import load_pretrained, load_weights, registry
+
+    if source in registry():
+        other, sha = load_pretrained(source), registry()[source]["sha256"]
+    else:
+        from .pretrained import sha256_of
+
+        other, sha = load_weights(source), sha256_of(source)
+    theirs = {k: v.float() for k, v in other.state_dict().items()}
+    own = model.state_dict()
+    copied = [k for k, v in own.items() if k in theirs and theirs[k].shape == v.shape]
+    if not copied:
+        raise ValueError(f"--init {source}: no tensor of {other.name} fits {model.name}.")
+    model.load_state_dict({**own, **{k: theirs[k] for k in copied}})
+    return {"source": source, "sha256": sha, "copied": copied, "fresh": [k for k in own if k not in copied]}
+
+
 def train(args: argparse.Namespace) -> int:
     """Train an image model on 32 x 32 MNIST with the protocol's contexts; checkpoints and --resume."""
     from .models import build
@@ -339,7 +408,14 @@ def train(args: argparse.Namespace) -> int:
     model = build(args.model, size=NPF_SIZE, **config["overrides"])
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     step, elapsed, cpu = 0, 0.0, 0.0
-    if args.resume and (run / "checkpoint.json").is_file():
+    resuming = args.resume and (run / "checkpoint.json").is_file()
+    if getattr(args, "init", None) and not resuming:
+        config["init"] = init_from(model, args.init)
+        print(f"initialised from {args.init}: {len(config['init']['copied'])} tensors copied, "
+              f"fresh: {', '.join(config['init']['fresh']) or 'none'}")
+    elif args.resume and (run / "config.json").is_file() and "init" in saved:
+        config["init"] = saved["init"]
+    if resuming:
         state = _load_checkpoint(run, model, opt)
         step, elapsed, cpu = state["step"], state["elapsed_s"], state["cpu_s"]
         print(f"resumed {run} at step {step}")
@@ -432,6 +508,22 @@ def export(args: argparse.Namespace) -> int:
     return 0
 
 
+def diagnose(args: argparse.Namespace) -> int:
+    """``python -m ifanp.npf diagnose MODEL``: :func:`ll_breakdown` as a table."""
+    from .pretrained import load_pretrained, load_weights, registry
+
+    torch.set_num_threads(args.threads)
+    model = load_pretrained(args.model) if args.model in registry() else load_weights(args.model)
+    res = ll_breakdown(model, load_mnist32("test")[: args.images])
+    print(f"{args.model}: {res['ll_per_image']:.1f} nats/image on the first {res['images']} test images "
+          f"(cap {res['cap_per_pixel']:.3f} nats/pixel)")
+    print("| pixels | per image | nats/image | nats/pixel | std at floor | lost vs cap |\n|---|---|---|---|---|---|")
+    for name, g in res["groups"].items():
+        print(f"| {name} | {g['pixels_per_image']:.1f} | {g['nats_per_image']:.1f} | {g['nats_per_pixel']:.3f} | "
+              f"{100 * g['std_at_floor']:.1f} % | {g['lost_per_image']:.1f} |")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m ifanp.npf", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -454,12 +546,18 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--eval-images", type=int, default=500)
     t.add_argument("--checkpoint-every", type=int, default=500)
     t.add_argument("--resume", action="store_true")
+    t.add_argument("--init", default=None,
+                   help="start from a registry name or weights file (every tensor whose name and shape match)")
+    d = sub.add_parser("diagnose", help="where a model's NPF log-likelihood is lost: context / black / stroke pixels")
+    d.add_argument("model", help="a registry name or a weights file")
+    d.add_argument("--images", type=int, default=500, help="the first N test images (default 500)")
+    d.add_argument("--threads", type=int, default=int(os.environ.get("IFANP_THREADS", "1")))
     e = sub.add_parser("export", help="register a finished run's weights in the package")
     e.add_argument("run")
     e.add_argument("--name", required=True)
     args = p.parse_args(argv)
     try:
-        return train(args) if args.cmd == "train" else export(args)
+        return {"train": train, "export": export, "diagnose": diagnose}[args.cmd](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "setconv_kernel": 9,  # their (odd) size
     "std_floor": 0.01,  # NPF's min_std
     "fixed_sigma": 0.1,  # the sigma of the mean's warm-up objective
+    "components": 1,  # 1: one Gaussian per pixel; K >= 2: a K-component mixture per pixel (see below)
 }
 
 
@@ -96,7 +97,18 @@ class HeteroCNP(ImageModel):
         self.head = nn.Sequential(
             nn.Conv2d(2 * w0 + C + 1, w0, 3, padding=1), nn.ReLU(), nn.Conv2d(w0, w0, 3, padding=1), nn.ReLU()
         )
-        self.out = nn.Conv2d(w0, 2 * C, 1)
+        K = cfg["components"]
+        if not isinstance(K, int) or K < 1:
+            raise InputError(f"components must be a positive integer, got {K!r}.")
+        # K = 1: mean and raw std; K >= 2: K - 1 learned means and raw stds, and K mixture logits
+        self.out = nn.Conv2d(w0, C * (2 if K == 1 else 3 * K - 2), 1)
+        if K > 1:
+            with torch.no_grad():  # learned components start spread over [0, 1] with std about 0.2
+                self.out.weight.mul_(0.1)
+                b = self.out.bias.view(-1, C)
+                b[: K - 1] = torch.linspace(0.1, 0.9, K - 1).unsqueeze(1)
+                b[K - 1 : 2 * (K - 1)] = -1.5
+                b[2 * (K - 1) :] = 0.0
 
     # ---- the parts -------------------------------------------------------------------------------
     def set_convolution(self, images: Tensor, mask: Tensor) -> Tensor:
@@ -113,19 +125,74 @@ class HeteroCNP(ImageModel):
         frac = mask.mean((2, 3), keepdim=True).expand_as(mask)  # the context fraction, as a constant map
         return torch.cat([ym, mask, frac, signal.flatten(1, 2), torch.log1p(density)], dim=1)
 
-    def decode(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """Mean and std (B, C, H, W) of every pixel given the context."""
+    def head_output(self, images: Tensor, mask: Tensor) -> Tensor:
+        """The U-Net and the 1x1 output convolution: the raw parameters of every pixel's predictive."""
         x0 = self.stem(self.set_convolution(images, mask))
         x1 = self.stage1(self.down1(F.relu(x0)))
         x2 = self.stage2(self.down2(F.relu(x1)))
         y1 = self.merge1(torch.cat([F.relu(self.up2(F.relu(x2))), x1], dim=1))
         y0 = self.up1(F.relu(y1))
         h = self.head(torch.cat([F.relu(y0), F.relu(x0), images * mask, mask], dim=1))
-        out = self.out(h)
+        return self.out(h)
+
+    def decode(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std (B, C, H, W) of every pixel given the context (for a mixture: its moments)."""
+        out = self.head_output(images, mask)
         C, floor = self.channels, self.cfg["std_floor"]
+        if self.cfg["components"] > 1:
+            return self.moments(*self.mixture_from(out, images, mask))
         mean = out[:, :C]
         std = floor + (1 - floor) * F.softplus(out[:, C:])
         return mean, std
+
+    def mixture_from(self, out: Tensor, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The K-component mixture of each pixel: log-weights, means, stds, each (B, K, C, H, W).
+
+        Component 0 is fixed: N(y * m, floor^2), the context value at a context pixel and black elsewhere
+        (no parameters: the network only decides its weight). Components 1..K-1 have learned means and
+        stds ``floor + (1 - floor) * softplus(raw)``. Every component's std is at least the floor, so a
+        pixel's density never exceeds N(0 | 0, floor^2) (the same cap as one Gaussian).
+        """
+        K, C, floor = self.cfg["components"], self.channels, self.cfg["std_floor"]
+        b, _, H, W = out.shape
+        mu = out[:, : (K - 1) * C].view(b, K - 1, C, H, W)
+        sd = floor + (1 - floor) * F.softplus(out[:, (K - 1) * C : 2 * (K - 1) * C].view(b, K - 1, C, H, W))
+        logw = torch.log_softmax(out[:, 2 * (K - 1) * C :].view(b, K, C, H, W), dim=1)
+        mu = torch.cat([(images * mask).unsqueeze(1), mu], dim=1)
+        sd = torch.cat([torch.full_like(sd[:, :1], floor), sd], dim=1)
+        return logw, mu, sd
+
+    def mixture(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Log-weights, means and stds (B, K, C, H, W) of every pixel's predictive mixture (K = 1: one Gaussian)."""
+        images, mask = self.check_inputs(images, mask)
+        if self.cfg["components"] == 1:
+            mean, std = self.decode(images, mask)
+            return torch.zeros_like(mean).unsqueeze(1), mean.unsqueeze(1), std.unsqueeze(1)
+        return self.mixture_from(self.head_output(images, mask), images, mask)
+
+    @staticmethod
+    def moments(logw: Tensor, mu: Tensor, sd: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std (B, C, H, W) of the mixture (what ``predict`` and the PSNR use)."""
+        w = logw.exp()
+        mean = (w * mu).sum(1)
+        var = (w * (sd**2 + mu**2)).sum(1) - mean**2
+        return mean, var.clamp_min(1e-12).sqrt()
+
+    @staticmethod
+    def mixture_log_density(y: Tensor, logw: Tensor, mu: Tensor, sd: Tensor) -> Tensor:
+        """log sum_k w_k N(y | mu_k, sd_k^2), per pixel (B, C, H, W)."""
+        logp = -0.5 * ((y.unsqueeze(1) - mu) / sd) ** 2 - sd.log() - 0.5 * math.log(2 * math.pi)
+        return torch.logsumexp(logw + logp, dim=1)
+
+    def pixel_log_density(self, images: Tensor, mask: Tensor) -> Tensor:
+        """log p(y | context) of every pixel (B, C, H, W) under the model's own predictive (the NPF metric)."""
+        return self.mixture_log_density(images, *self.mixture(images, mask))
+
+    def pixel_cdf(self, images: Tensor, mask: Tensor) -> Tensor:
+        """The predictive CDF at each pixel's value (its PIT, for :mod:`ifanp.calibration`), (B, C, H, W)."""
+        logw, mu, sd = self.mixture(images, mask)
+        u = 0.5 * (1 + torch.erf((images.unsqueeze(1) - mu) / (sd * math.sqrt(2))))
+        return (logw.exp() * u).sum(1)
 
     # ---- the ImageModel contract -------------------------------------------------------------------
     def forward(self, images: Tensor, mask: Tensor, eps: Tensor | None = None, *, samples: int = 0,
@@ -145,6 +212,8 @@ class HeteroCNP(ImageModel):
         """
         images, mask = self.check_inputs(images, mask)
         target_mask = self.check_target_mask(target_mask, mask)
+        if self.cfg["components"] > 1:
+            return self._mixture_loss(images, mask, target_mask, warmup)
         out = (net or self)(images, mask)
         mean, std = out.mean[0], out.std[0]
         nll = -gaussian_log_likelihood(images, mean, std, target_mask)  # (B,)
@@ -158,6 +227,20 @@ class HeteroCNP(ImageModel):
         zero = images.new_zeros(())
         return LossOutput(loss.mean(), nll.mean(), zero, mse.mean())
 
+    def _mixture_loss(self, images: Tensor, mask: Tensor, target_mask: Tensor | None, warmup: float) -> LossOutput:
+        """The mixture's NLL; with ``warmup`` w > 0 every component's std is widened to sqrt(sd^2 + (w sigma_0)^2)
+        (sigma_0 = ``fixed_sigma``), which bounds the means' gradients early on; w = 0 is the exact NLL."""
+        logw, mu, sd = self.mixture(images, mask)
+        t = torch.ones_like(images) if target_mask is None else target_mask.expand_as(images)
+        nll = -(self.mixture_log_density(images, logw, mu, sd) * t).flatten(1).sum(1)
+        loss = nll
+        if warmup > 0:
+            wide = (sd**2 + (warmup * self.cfg["fixed_sigma"]) ** 2).sqrt()
+            loss = -(self.mixture_log_density(images, logw, mu, wide) * t).flatten(1).sum(1)
+        mean, _ = self.moments(logw, mu, sd)
+        mse = ((mean - images) ** 2).mean(dim=(1, 2, 3))
+        return LossOutput(loss.mean(), nll.mean(), images.new_zeros(()), mse.mean())
+
 
 
 def max_log_likelihood_per_pixel(floor: float = 0.01) -> float:
@@ -169,3 +252,9 @@ def max_log_likelihood_per_pixel(floor: float = 0.01) -> float:
 def _hetero_cnp(channels: int = 1, size: int = 32, **overrides: Any) -> HeteroCNP:
     """Build hetero-cnp (HeteroCNP with the defaults of ``ifanp.models.hetero.DEFAULTS``)."""
     return HeteroCNP("hetero-cnp", channels, size, **overrides)
+
+
+@register("hetero-mix")
+def _hetero_mix(channels: int = 1, size: int = 32, **overrides: Any) -> HeteroCNP:
+    """Build hetero-mix: hetero-cnp with a 4-component mixture per pixel (one fixed at the context value / black)."""
+    return HeteroCNP("hetero-mix", channels, size, **{"components": 4, **overrides})
