@@ -210,6 +210,8 @@ def evaluate_npf(
         "ll_per_image": float(ll.mean()), "ll_per_image_se": float(ll.std() / math.sqrt(len(ll))) if len(ll) > 1 else 0.0,
         "ll_per_image_median": float(ll.median()), "ll_per_image_min": float(ll.min()),
         "ll_per_pixel": float(ll.mean()) / pixels,
+        # the mean over the first n images: what a quick recomputation (the book's default build) checks against
+        "ll_per_image_first": {str(k): float(ll[:k].mean()) for k in (16, 100, 500, 1000) if k <= len(ll)},
         "ll_is_per_image": float(per_image["ll_is"].mean()) if "ll_is" in per_image else None,
         "estimate": f"Monte-Carlo mixture over K={samples} z ~ q(z|context)" if model.latent else "exact (Gaussian)",
         "samples": samples if model.latent else None,
@@ -294,6 +296,7 @@ def run_npf_evaluate(args: argparse.Namespace, model: ImageModel, label: str) ->
     samples = getattr(args, "npf_samples", 32)
     res = evaluate_npf(model, images, samples=samples, batch_size=args.batch_size, progress=not args.quiet)
     res["label"] = label
+    res["command"] = "python -m ifanp " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["evaluate"] else None
     out = args.out or (Path(args.model) if Path(args.model).is_dir() else Path("results") / Path(label).stem)
     out.mkdir(parents=True, exist_ok=True)
     (out / "npf.json").write_text(json.dumps(res, indent=2) + "\n")
@@ -477,34 +480,51 @@ def train(args: argparse.Namespace) -> int:
     return 0
 
 
+def psnr28(model: ImageModel, limit: int = 1000) -> dict[str, float]:
+    """Whole-image PSNR (dB) of the same weights at MNIST's 28x28 under the paper's protocol (the evaluation
+    subset's first ``limit`` images and masks, context 20/40/60 %), for a fully convolutional 32x32 model."""
+    from .data.splits import load_eval_images
+    from .evaluate import evaluate
+
+    images, indices = load_eval_images("mnist")
+    res = evaluate(at_size(model, 28), images[:limit], indices[:limit], nll_images=0, progress=False)
+    return {r: round(v["psnr_whole"], 4) for r, v in res["ratios"].items()}
+
+
 def export(args: argparse.Namespace) -> int:
-    """Register a finished run's weights (fp16 when the NPF log-likelihood moves by < 0.5 nats/image)."""
+    """Register a finished run's weights: fp16 when the NPF log-likelihood moves by < 0.5 nats/image and the
+    28x28 PSNR by < 0.05 dB, else fp32; the registry entry keeps both, the learning curve and the command."""
     from .pretrained import WEIGHTS_DIR, load_weights, read_metadata, register_weights, save_weights
 
     run = Path(args.run)
     model = load_weights(run / "model.safetensors")
     cfg = json.loads((run / "config.json").read_text())
     images = load_mnist32("test")[:1000]
-    ll32 = evaluate_npf(model, images)["ll_per_image"]
+    ll32, psnr32 = evaluate_npf(model, images)["ll_per_image"], psnr28(model)
     tmp = WEIGHTS_DIR / f".{args.name}.tmp.safetensors"
     save_weights(model, tmp, half=True)
-    ll16 = evaluate_npf(load_weights(tmp), images)["ll_per_image"]
+    half_model = load_weights(tmp)
+    ll16, psnr16 = evaluate_npf(half_model, images)["ll_per_image"], psnr28(half_model)
     tmp.unlink()
-    half = abs(ll16 - ll32) < 0.5
+    half = abs(ll16 - ll32) < 0.5 and all(abs(psnr16[r] - psnr32[r]) < 0.05 for r in psnr32)
     meta = read_metadata(run / "model.safetensors")["meta"]
     rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines() if line.strip()]
     info = {"command": cfg["command"], "dataset": "mnist32", "seed": cfg["seed"], "steps": int(meta["steps"]),
             "wall_time_s": meta["elapsed_s"], "cpu_time_s": meta["cpu_s"], "threads": cfg["threads"],
             "npf_ll_first1000_fp32": round(ll32, 2), "npf_ll_first1000_fp16": round(ll16, 2),
+            "psnr28_whole_first1000_fp32": psnr32, "psnr28_whole_first1000_fp16": psnr16,
             "eval_images": next((r["eval_images"] for r in rows if r["kind"] == "eval"), None),
             "evals": [{k: r.get(k) for k in ("step", "elapsed_s", "cpu_s", "npf_ll_first", "std_at_floor")}
                       for r in rows if r["kind"] == "eval"],
             "history": [{k: (round(r[k], 4) if isinstance(r.get(k), float) else r.get(k))
                          for k in ("step", "cpu_s", "warmup", "lr", "nll", "nll_max", "gnorm", "gnorm_max")}
                         for r in rows]}
+    if "init" in cfg:
+        info["init"] = {k: cfg["init"][k] for k in ("source", "sha256", "fresh")}
     entry = register_weights(args.name, model, half=half, **info)
     print(f"registered {args.name}: {entry['bytes'] / 2**20:.2f} MB ({'fp16' if half else 'fp32'}); "
-          f"NPF LL on the first 1,000 test images: fp32 {ll32:.1f}, fp16 {ll16:.1f} nats/image")
+          f"NPF LL on the first 1,000 test images: fp32 {ll32:.1f}, fp16 {ll16:.1f} nats/image; "
+          f"28x28 whole-image PSNR (first 1,000, 20/40/60 %): fp32 {psnr32}, fp16 {psnr16}")
     return 0
 
 

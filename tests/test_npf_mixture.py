@@ -162,3 +162,28 @@ def test_breakdown_groups_add_up_to_the_image_log_likelihood():
         assert math.isclose(res["ll_per_image"], evaluate_npf(model, imgs)["ll_per_image"], rel_tol=1e-4)
         for v in g.values():
             assert v["lost_per_image"] >= -1e-3  # no pixel beats the cap
+
+
+def test_without_the_fixed_component_every_component_is_learned():
+    torch.manual_seed(9)
+    model = build("hetero-mix", size=16, fixed_component=False, **TINY).eval()
+    assert model.out.out_channels == 3 * 4
+    x, m = _batch(9)
+    with torch.no_grad():
+        logw, mu, sd = model.mixture(x, m)
+        assert logw.shape == mu.shape == (3, 4, 1, 16, 16) and sd.min() >= 0.01 - 1e-7
+        assert not torch.equal(mu[:, 0], x * m)  # no component pinned to the context
+        ll = npf_log_likelihood(model, x, m)["ll"]
+    assert torch.allclose(ll, model.mixture_log_density(x, logw, mu, sd).sum(dim=(1, 2, 3)), atol=1e-3)
+
+
+def test_evaluation_keeps_the_means_of_its_first_images_for_a_quick_recheck():
+    from ifanp.npf import evaluate_npf
+
+    model = build("hetero-mix", size=16, **TINY)
+    imgs = (torch.rand(120, 1, 16, 16) * 255).to(torch.uint8)
+    full = evaluate_npf(model, imgs, batch_size=50)
+    first = full["ll_per_image_first"]
+    assert set(first) == {"16", "100"}
+    assert math.isclose(first["100"], evaluate_npf(model, imgs[:100])["ll_per_image"], rel_tol=1e-5)
+    assert math.isclose(first["16"], evaluate_npf(model, imgs[:16], batch_size=7)["ll_per_image"], rel_tol=1e-5)

@@ -48,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "std_floor": 0.01,  # NPF's min_std
     "fixed_sigma": 0.1,  # the sigma of the mean's warm-up objective
     "components": 1,  # 1: one Gaussian per pixel; K >= 2: a K-component mixture per pixel (see below)
+    "fixed_component": True,  # with K >= 2: component 0 is N(y*m, floor^2), not learned (False: all K learned)
 }
 
 
@@ -100,15 +101,17 @@ class HeteroCNP(ImageModel):
         K = cfg["components"]
         if not isinstance(K, int) or K < 1:
             raise InputError(f"components must be a positive integer, got {K!r}.")
-        # K = 1: mean and raw std; K >= 2: K - 1 learned means and raw stds, and K mixture logits
-        self.out = nn.Conv2d(w0, C * (2 if K == 1 else 3 * K - 2), 1)
+        # K = 1: mean and raw std; K >= 2: L = K - 1 (or K, without the fixed component) learned means and
+        # raw stds, and K mixture logits
+        L = self.learned = K - 1 if (K > 1 and cfg["fixed_component"]) else K
+        self.out = nn.Conv2d(w0, C * (2 if K == 1 else 2 * L + K), 1)
         if K > 1:
             with torch.no_grad():  # learned components start spread over [0, 1] with std about 0.2
                 self.out.weight.mul_(0.1)
                 b = self.out.bias.view(-1, C)
-                b[: K - 1] = torch.linspace(0.1, 0.9, K - 1).unsqueeze(1)
-                b[K - 1 : 2 * (K - 1)] = -1.5
-                b[2 * (K - 1) :] = 0.0
+                b[:L] = torch.linspace(0.1 if L < K else 0.0, 0.9, L).unsqueeze(1)
+                b[L : 2 * L] = -1.5
+                b[2 * L :] = 0.0
 
     # ---- the parts -------------------------------------------------------------------------------
     def set_convolution(self, images: Tensor, mask: Tensor) -> Tensor:
@@ -149,17 +152,19 @@ class HeteroCNP(ImageModel):
         """The K-component mixture of each pixel: log-weights, means, stds, each (B, K, C, H, W).
 
         Component 0 is fixed: N(y * m, floor^2), the context value at a context pixel and black elsewhere
-        (no parameters: the network only decides its weight). Components 1..K-1 have learned means and
+        (no parameters: the network only decides its weight; ``fixed_component=False``: learned like the
+        others, the ablation). Components 1..K-1 have learned means and
         stds ``floor + (1 - floor) * softplus(raw)``. Every component's std is at least the floor, so a
         pixel's density never exceeds N(0 | 0, floor^2) (the same cap as one Gaussian).
         """
-        K, C, floor = self.cfg["components"], self.channels, self.cfg["std_floor"]
+        K, L, C, floor = self.cfg["components"], self.learned, self.channels, self.cfg["std_floor"]
         b, _, H, W = out.shape
-        mu = out[:, : (K - 1) * C].view(b, K - 1, C, H, W)
-        sd = floor + (1 - floor) * F.softplus(out[:, (K - 1) * C : 2 * (K - 1) * C].view(b, K - 1, C, H, W))
-        logw = torch.log_softmax(out[:, 2 * (K - 1) * C :].view(b, K, C, H, W), dim=1)
-        mu = torch.cat([(images * mask).unsqueeze(1), mu], dim=1)
-        sd = torch.cat([torch.full_like(sd[:, :1], floor), sd], dim=1)
+        mu = out[:, : L * C].view(b, L, C, H, W)
+        sd = floor + (1 - floor) * F.softplus(out[:, L * C : 2 * L * C].view(b, L, C, H, W))
+        logw = torch.log_softmax(out[:, 2 * L * C :].view(b, K, C, H, W), dim=1)
+        if L < K:  # the fixed component first
+            mu = torch.cat([(images * mask).unsqueeze(1), mu], dim=1)
+            sd = torch.cat([torch.full_like(sd[:, :1], floor), sd], dim=1)
         return logw, mu, sd
 
     def mixture(self, images: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
