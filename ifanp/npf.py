@@ -491,11 +491,45 @@ def psnr28(model: ImageModel, limit: int = 1000) -> dict[str, float]:
     return {r: round(v["psnr_whole"], 4) for r, v in res["ratios"].items()}
 
 
+def record(name: str, model: ImageModel | None = None, calib_images: int = 500) -> dict[str, Any]:
+    """Evaluate registry model ``name`` on the whole test split under the protocol and fit its calibration
+    temperature on ``calib_images`` *training* images (NPF contexts of seed 1); write both into its registry
+    entry (``npf_test``, ``temperature``), so the book reads the 10,000-image number and rechecks a sample."""
+    import fcntl
+
+    from .calibration import fit_temperature
+    from .pretrained import REGISTRY_FILE, WEIGHTS_DIR, load_pretrained, registry, write_text_atomic
+
+    model = model or load_pretrained(name)
+    res = evaluate_npf(model, load_mnist32("test"))
+    npf_test = {k: res[k] for k in ("images", "ll_per_image", "ll_per_image_se", "ll_per_image_median",
+                                    "ll_per_image_min", "ll_per_pixel", "ll_per_image_first", "estimate", "seconds")}
+    train_images = load_mnist32("train")[:calib_images]
+    fit = fit_temperature(model, train_images, npf_masks(len(train_images), model.size, seed=1))
+    temperature = {"tau": fit["tau"], "max_gap_train": round(fit["max_gap"], 4), "images": fit["images"],
+                   "data": "training images 0..{}, NPF contexts of seed 1, the discrete PIT of the missing "
+                           "pixels".format(fit["images"] - 1)}
+    with open(WEIGHTS_DIR / ".registry.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        reg = registry()
+        if name not in reg:
+            raise ValueError(f"{name} is not in the registry.")
+        reg[name].update(npf_test=npf_test, temperature=temperature,
+                         npf_test_command=f"python -m ifanp.npf record {name}")
+        write_text_atomic(REGISTRY_FILE, json.dumps(dict(sorted(reg.items())), indent=2) + "\n")
+    print(f"{name}: {npf_test['ll_per_image']:.1f} ± {npf_test['ll_per_image_se']:.1f} nats/image on the "
+          f"{npf_test['images']:,} test images ({npf_test['seconds']:.0f} s); calibration temperature "
+          f"{fit['tau']} (largest gap on training images {100 * fit['max_gap']:.1f} points)")
+    return {"npf_test": npf_test, "temperature": temperature}
+
+
 def export(args: argparse.Namespace) -> int:
     """Register a finished run's weights: fp16 when the NPF log-likelihood moves by < 0.5 nats/image and the
-    28x28 PSNR by < 0.05 dB, else fp32; the registry entry keeps both, the learning curve and the command."""
+    28x28 PSNR by < 0.05 dB, else fp32; the registry entry keeps both, the learning curve and the command,
+    and then :func:`record` adds the whole test split's log-likelihood and the calibration temperature."""
     from .pretrained import WEIGHTS_DIR, load_weights, read_metadata, register_weights, save_weights
 
+    torch.set_num_threads(args.threads)
     run = Path(args.run)
     model = load_weights(run / "model.safetensors")
     cfg = json.loads((run / "config.json").read_text())
@@ -522,6 +556,7 @@ def export(args: argparse.Namespace) -> int:
     if "init" in cfg:
         info["init"] = {k: cfg["init"][k] for k in ("source", "sha256", "fresh")}
     entry = register_weights(args.name, model, half=half, **info)
+    record(args.name)
     print(f"registered {args.name}: {entry['bytes'] / 2**20:.2f} MB ({'fp16' if half else 'fp32'}); "
           f"NPF LL on the first 1,000 test images: fp32 {ll32:.1f}, fp16 {ll16:.1f} nats/image; "
           f"28x28 whole-image PSNR (first 1,000, 20/40/60 %): fp32 {psnr32}, fp16 {psnr16}")
@@ -572,11 +607,20 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("model", help="a registry name or a weights file")
     d.add_argument("--images", type=int, default=500, help="the first N test images (default 500)")
     d.add_argument("--threads", type=int, default=int(os.environ.get("IFANP_THREADS", "1")))
+    r = sub.add_parser("record", help="write the whole-test-split NPF log-likelihood and the calibration "
+                                      "temperature into a registry entry")
+    r.add_argument("name")
+    r.add_argument("--threads", type=int, default=int(os.environ.get("IFANP_THREADS", "1")))
     e = sub.add_parser("export", help="register a finished run's weights in the package")
     e.add_argument("run")
     e.add_argument("--name", required=True)
+    e.add_argument("--threads", type=int, default=int(os.environ.get("IFANP_THREADS", "1")))
     args = p.parse_args(argv)
     try:
+        if args.cmd == "record":
+            torch.set_num_threads(args.threads)
+            record(args.name)
+            return 0
         return {"train": train, "export": export, "diagnose": diagnose}[args.cmd](args)
     except (ValueError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)

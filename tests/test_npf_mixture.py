@@ -187,3 +187,29 @@ def test_evaluation_keeps_the_means_of_its_first_images_for_a_quick_recheck():
     assert set(first) == {"16", "100"}
     assert math.isclose(first["100"], evaluate_npf(model, imgs[:100])["ll_per_image"], rel_tol=1e-5)
     assert math.isclose(first["16"], evaluate_npf(model, imgs[:16], batch_size=7)["ll_per_image"], rel_tol=1e-5)
+
+
+def test_record_writes_the_whole_split_number_and_the_temperature_into_the_entry(tmp_path, monkeypatch):
+    import json
+
+    import ifanp.npf as npf
+    import ifanp.pretrained as pre
+
+    monkeypatch.setattr(pre, "WEIGHTS_DIR", tmp_path)
+    monkeypatch.setattr(pre, "REGISTRY_FILE", tmp_path / "registry.json")
+    g = torch.Generator().manual_seed(10)
+    data = {s: (torch.rand(n, 1, 16, 16, generator=g) * 255).to(torch.uint8) for s, n in (("test", 30), ("train", 20))}
+    for v in data.values():
+        v[v < 140] = 0
+    monkeypatch.setattr(npf, "load_mnist32", lambda split="test": data[split])
+    torch.manual_seed(10)
+    model = build("hetero-mix", size=16, **TINY).eval()
+    pre.register_weights("mnist32-tiny", model, half=False, command="test")
+    out = npf.record("mnist32-tiny", calib_images=10)
+    entry = json.loads((tmp_path / "registry.json").read_text())["mnist32-tiny"]
+    assert entry["command"] == "test" and entry["npf_test"]["images"] == 30
+    assert math.isclose(entry["npf_test"]["ll_per_image"], npf.evaluate_npf(model, data["test"])["ll_per_image"], rel_tol=1e-5)
+    assert entry["temperature"]["images"] == 10 and 0.6 <= entry["temperature"]["tau"] <= 1.5
+    assert out["npf_test"] == entry["npf_test"]
+    with pytest.raises(ValueError, match="not in the registry"):
+        npf.record("mnist32-absent", model=model, calib_images=10)
