@@ -156,3 +156,25 @@ def test_the_real_files_match_the_pinned_sha256():
     test_set = fashion.load_fashion("test", root="/nonexistent-ifanp-root", download=False, progress=False)
     assert train_set.class_counts() == [6000] * 10 and test_set.class_counts() == [1000] * 10
     assert train_set.images.shape == (60_000, 1, 28, 28)
+
+
+def test_reproduce_on_fashion_has_no_paper_columns(generated, tmp_path, capsys):
+    """The paper has no Fashion-MNIST numbers: the table carries none, says so, and names the right test split."""
+    from ifanp.reproduce import PAPER_TABLE1, comparison_markdown, reproduce, write_outputs
+
+    run = tmp_path / "run"
+    tiny = {"hidden": 8, "stem": 8, "z_dim": 8, "gca_key_dim": 8, "decoder_layers": 1}
+    train(TrainConfig(model="ifanp", dataset="fashion-mnist", out=str(run), steps=2, batch_size=8, overrides=tiny,
+                      progress=False, threads=1, checkpoint_every=1000), log=lambda *_: None)
+    table = reproduce("fashion-mnist", models=("baseline-mean", "ifanp"), runs={"ifanp": str(run)}, seeds=(),
+                      limit=8, nll_images=2, nll_samples=2, progress=False)
+    assert [r["model"] for r in table["rows"]] == ["baseline-mean", "ifanp"] and "ifanp" in PAPER_TABLE1
+    assert all("paper" not in r for r in table["rows"])
+    md = comparison_markdown(table)
+    assert "paper" not in md.splitlines()[0] and "19.39" not in md
+    assert md.splitlines()[0].count("|") == 1 + 7  # model, PSNR and KL at three ratios
+    notes = " ".join(table["protocol_differences"])
+    assert "Fashion-MNIST test split" in notes and "MNIST test split" not in notes.replace("Fashion-MNIST", "")
+    assert "reports no Fashion-MNIST results" in notes and "we compare it with MNIST" not in notes
+    write_outputs(table, tmp_path / "out")
+    assert "the paper reports no Fashion-MNIST numbers" in (tmp_path / "out" / "table.md").read_text()
