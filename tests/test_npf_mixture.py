@@ -192,8 +192,8 @@ def test_evaluation_keeps_the_means_of_its_first_images_for_a_quick_recheck():
 def test_record_writes_the_whole_split_number_and_the_temperature_into_the_entry(tmp_path, monkeypatch):
     import json
 
-    import ifanp.npf as npf
     import ifanp.pretrained as pre
+    from ifanp import npf
 
     monkeypatch.setattr(pre, "WEIGHTS_DIR", tmp_path)
     monkeypatch.setattr(pre, "REGISTRY_FILE", tmp_path / "registry.json")

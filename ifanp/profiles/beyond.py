@@ -12,7 +12,7 @@ CAL_SAMPLES = profile_value(smoke=2, default=8, full=16)  # draws of z for the p
 N_ATT = profile_value(smoke=4, default=100, full=500)  # images for the attention distances
 TRAIN_STEPS = profile_value(smoke=5, default=6000, full=30000)  # only used when TRAIN
 # The predictive-distribution sections ([beyond], ifanp.npf and ifanp.calibration)
-N_NPF = profile_value(smoke=16, default=10000, full=10000)  # test images of the 32x32 model (NPF protocol)
+N_NPF = profile_value(smoke=16, default=1000, full=10000)  # 32x32 test images recomputed (the whole split: registry)
 N_NPF_LATENT = profile_value(smoke=4, default=100, full=10000)  # test images of the 28x28 latent models there
 NPF_SAMPLES = profile_value(smoke=4, default=32, full=32)  # z draws of their Monte-Carlo log-likelihood
 N_CALIB = profile_value(smoke=4, default=100, full=2000)  # images per model for interval coverage
