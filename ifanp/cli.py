@@ -176,7 +176,6 @@ def error_line(err: BaseException, debug: bool = False) -> str:
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``python -m ifanp data``."""
     from .data.celeba import PAPER_TRAIN_SIZE
-
     from .data.splits import DATASETS
 
     parser.add_argument("dataset", choices=DATASETS, help="which dataset to prepare")

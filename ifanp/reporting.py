@@ -507,3 +507,46 @@ def calibration_summary(ks: Sequence[float], observed: Mapping[str, Sequence[flo
         out.append(f"{model_label(model)}: mean ± {k:g}σ holds {v:.1%} of the missing pixels (calibrated: "
                    f"{nominal:.1%}), {tone}.")
     return " ".join(out) or "No model is installed: nothing to calibrate."
+
+
+def transfer_summary(cmp: Mapping[str, Any], ref_name: str = "MNIST", other_name: str = "Fashion-MNIST") -> str:
+    """What :func:`ifanp.transfer.compare_orders` found, as Markdown: whether the shared models keep their
+    order at every ratio (else which pairs swap, by how much), which model is best on each dataset, how far
+    the second dataset's numbers lie from the first's, and the margin of the best trained model over the
+    best rule without learning on each."""
+    models, rs = cmp["models"], cmp["ratios"]
+    if len(models) < 2 or not rs:
+        return f"Fewer than two models have a row in both the {ref_name} and the {other_name} table."
+    out = []
+    if cmp["same_everywhere"]:
+        order = " > ".join(model_label(m) for m in cmp["per_ratio"][rs[0]]["ref_order"])
+        out.append(f"The {len(models)} models of both tables keep their order at every context ratio: {order}.")
+    else:
+        parts = []
+        for r in rs:
+            p = cmp["per_ratio"][r]
+            if p["swaps"]:
+                swaps = "; ".join(
+                    f"{model_label(s['above_in_ref'])} above {model_label(s['below_in_ref'])} on {ref_name} by "
+                    f"{s['ref_db']:.2f} dB, below it on {other_name} by {-s['other_db']:.2f} dB" for s in p["swaps"])
+                parts.append(f"at {percent(r)} (Kendall's tau {p['tau']:.2f}): {swaps}")
+        same = [percent(r) for r in rs if cmp["per_ratio"][r]["same"]]
+        out.append(f"The order of the {len(models)} models of both tables changes " + "; ".join(parts) + "."
+                   + (f" At {', '.join(same)} it is the same." if same else ""))
+    best = cmp["best"]
+    if all(b["ref"] == b["other"] for b in best.values()) and len({b["ref"] for b in best.values()}) == 1:
+        out.append(f"{model_label(best[rs[0]]['ref'])} is the best of them on both datasets at every ratio.")
+    else:
+        out.append("The best of them: " + "; ".join(
+            f"{percent(r)}: {model_label(b['ref'])} on {ref_name}, {model_label(b['other'])} on {other_name}"
+            for r, b in best.items()) + ".")
+    shift = cmp["mean_shift"]
+    out.append(f"On average over these models and ratios, {other_name}'s whole-image PSNR is {abs(shift):.1f} dB "
+               f"{'lower' if shift < 0 else 'higher'} than {ref_name}'s.")
+    margins = cmp["learned_margin"]
+    if all(v is not None for t in margins.values() for v in t.values()):
+        def side(t):
+            return " / ".join(f"{v:+.2f}" for v in margins[t].values())
+        out.append(f"The best trained model minus the best rule without learning, at {' / '.join(map(percent, rs))}: "
+                   f"{side('ref')} dB on {ref_name}, {side('other')} dB on {other_name}.")
+    return " ".join(out)

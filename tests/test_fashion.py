@@ -105,7 +105,6 @@ def test_torchvision_download_fills_the_cache(generated, tmp_path, monkeypatch):
         raw.mkdir(parents=True)
         for name in arrays:
             (raw / f"{name}.gz").write_bytes((system / f"{name}.gz").read_bytes())
-        return None
 
     monkeypatch.setattr(fashion, "_torchvision_download", fake_download)
     ds = fashion.load_fashion("train", progress=False)
@@ -178,3 +177,64 @@ def test_reproduce_on_fashion_has_no_paper_columns(generated, tmp_path, capsys):
     assert "reports no Fashion-MNIST results" in notes and "we compare it with MNIST" not in notes
     write_outputs(table, tmp_path / "out")
     assert "the paper reports no Fashion-MNIST numbers" in (tmp_path / "out" / "table.md").read_text()
+
+
+# ---- comparing the conclusions of two datasets (ifanp.transfer, reporting.transfer_summary) ----------------
+
+
+def _table(dataset, values):
+    """A table of ``reproduce``'s shape: model -> whole-image PSNR at 20/40/60 %."""
+    return {"dataset": dataset, "images": 10, "rows": [
+        {"model": m, "label": m, "ratios": {r: {"psnr_whole": v} for r, v in zip(("0.2", "0.4", "0.6"), vs)}}
+        for m, vs in values.items()]}
+
+
+def test_compare_orders_finds_the_swapped_pair_and_the_shift():
+    from ifanp import reporting, transfer
+
+    ref = _table("mnist", {"ifanp-plus": [21, 25, 28], "ifanp": [17, 20, 21], "baseline-gp": [18, 21, 24],
+                           "vae": [18, 22, 23]})
+    same = _table("fashion-mnist", {"ifanp-plus": [20, 24, 27], "ifanp": [16, 19, 20], "baseline-gp": [17, 20, 23]})
+    cmp = transfer.compare_orders(ref, same)
+    assert cmp["models"] == ["ifanp-plus", "ifanp", "baseline-gp"]  # vae has no Fashion row: left out
+    assert cmp["same_everywhere"] and all(p["tau"] == 1.0 for p in cmp["per_ratio"].values())
+    assert cmp["mean_shift"] == pytest.approx(-1.0)
+    assert cmp["learned_margin"]["ref"] == {"0.2": 3, "0.4": 4, "0.6": 4}
+    text = reporting.transfer_summary(cmp)
+    assert "keep their order" in text and "1.0 dB lower" in text and "+3.00 / +4.00 / +4.00 dB on MNIST" in text
+
+    # at 20 % the GP rule falls below IFANP on the second dataset (on MNIST it is above, by 1 dB): one swapped pair
+    swapped = _table("fashion-mnist", {"ifanp-plus": [20, 24, 27], "ifanp": [16, 19, 20], "baseline-gp": [15, 20, 23]})
+    cmp = transfer.compare_orders(ref, swapped)
+    assert not cmp["same_everywhere"] and cmp["per_ratio"]["0.4"]["same"] and cmp["per_ratio"]["0.6"]["same"]
+    s = cmp["per_ratio"]["0.2"]["swaps"]
+    assert s == [{"above_in_ref": "baseline-gp", "below_in_ref": "ifanp", "ref_db": 1.0, "other_db": -1.0}]
+    assert cmp["per_ratio"]["0.2"]["tau"] == pytest.approx(1 / 3)
+    text = reporting.transfer_summary(cmp)
+    assert "changes at 20 %" in text and "below it on Fashion-MNIST by 1.00 dB" in text
+
+
+def test_merge_tables_and_missing_tables(tmp_path):
+    from ifanp import transfer
+
+    a, b = _table("mnist", {"ifanp": [1, 2, 3]}), _table("mnist", {"baseline-mean": [0, 0, 0], "ifanp": [9, 9, 9]})
+    merged = transfer.merge_tables(a, None, b)
+    assert [r["model"] for r in merged["rows"]] == ["ifanp", "baseline-mean"]
+    assert transfer.psnr_rows(merged)["ifanp"] == [1, 2, 3]  # the first table's row wins
+    with pytest.raises(ValueError, match="different datasets"):
+        transfer.merge_tables(a, _table("fashion-mnist", {}))
+    assert transfer.load_table("fashion-mnist", results=tmp_path) is None and transfer.merge_tables(None) is None
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "table.json").write_text(json.dumps(a))
+    assert transfer.load_table("x", results=tmp_path) == a
+
+
+def test_panels_draw_one_line_per_model_on_a_shared_axis():
+    from ifanp.plotting.charts import plot_psnr_panels
+
+    fig = plot_psnr_panels({"MNIST": {"ifanp": [1, 2, 3], "baseline-gp-paste": [2, 3, 4]},
+                            "Fashion-MNIST": {"ifanp": [0, 1, 2]}})
+    left, right = fig.axes[:2]
+    assert len(left.get_lines()) == 2 and len(right.get_lines()) == 1
+    assert left.get_shared_y_axes().joined(left, right)
+    assert list(right.get_lines()[0].get_ydata()) == [0, 1, 2]

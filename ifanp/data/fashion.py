@@ -29,7 +29,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 from torch import Tensor
 
 from ..config import data_root

@@ -2,7 +2,7 @@
 ratio (:func:`plot_psnr_vs_ratio`), training curves (:func:`plot_fig8`, the paper's Fig. 8), MSE bars beside
 the paper's (:func:`plot_fig9`), one metric for every model (:func:`plot_metric_bars`, the widget's callback),
 quality against compute (:func:`plot_psnr_vs_cpu`) and the reliability of the predictive sigma
-(:func:`plot_calibration`).
+(:func:`plot_calibration`); the same rows on two datasets side by side (:func:`plot_psnr_panels`).
 
 Colours: one per model (:data:`COLORS`), the same in every chart. Numbers that come from the paper are drawn
 hatched or as open markers, ours solid. The charts only draw: the numbers come from
@@ -23,8 +23,8 @@ from ..reporting import HIGHER_IS_BETTER, METRIC_NAMES, fmt_metric, model_label,
 from ..reproduce import ABLATION, PAPER_TABLE1, seed_spread
 from ..runlog import TRAIN_BATCH, TRAIN_IMAGES
 
-__all__ = ["COLORS", "plot_calibration", "plot_fig8", "plot_fig9", "plot_metric_bars", "plot_psnr_vs_cpu",
-           "plot_psnr_vs_ratio"]
+__all__ = ["COLORS", "plot_calibration", "plot_fig8", "plot_fig9", "plot_metric_bars", "plot_psnr_panels",
+           "plot_psnr_vs_cpu", "plot_psnr_vs_ratio"]
 
 #: One colour per model in every figure of the two chapters.
 COLORS = {
@@ -244,4 +244,63 @@ def plot_calibration(ks: Sequence[float], observed: Mapping[str, Sequence[float]
     ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3)
     if title:
         ax.set_title(title, fontsize=10)
+    return fig
+
+
+def plot_psnr_panels(panels: Mapping[str, Mapping[str, Sequence[float]]],
+                     ratios: Sequence[str] = ("0.2", "0.4", "0.6"), title: str | None = None,
+                     ylabel: str = "PSNR, whole image (dB)") -> Figure:
+    """One panel per dataset (``panels`` maps its name to ``{model: one value per ratio}``), side by side with
+    a shared y axis, so that the order of the models can be compared across datasets: trained models as solid
+    lines in their colour (:data:`COLORS`), rules without learning (names starting with ``baseline-``) in grey,
+    dashed (with the context pasted back) or dotted."""
+    fig = Figure(figsize=(3.6 * len(panels) + 1.8, 3.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(panels), sharey=True))
+    x = [100 * float(r) for r in ratios]
+    for ax, (name, values) in zip(axes, panels.items()):
+        for model, ys in values.items():
+            if model.startswith("baseline-"):
+                ax.plot(x, ys, "--" if model.endswith("-paste") else ":", color="0.5", lw=1,
+                        marker={"mean": "v", "nconv": "s", "gp": "D"}.get(model.split("-")[1], "."), ms=4,
+                        label=model_label(model))
+            else:
+                ax.plot(x, ys, "o-", color=COLORS.get(model), label=model_label(model))
+        ax.set_xticks(x, [percent(r) for r in ratios])
+        ax.set_xlabel("context ratio")
+        ax.set_title(name, fontsize=10)
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
+    axes[-1].legend(list(handles.values()), list(handles), fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+
+def plot_resolution_curves(curves: Mapping[str, Any], level: float | None = None) -> Figure:
+    """The full-resolution experiment (``results/mnist-resolution/curves.json``): held-out PSNR at 40 % against
+    the training step, one line per run; solid 28x28 (down = 1), dashed 14x14 (down = 2, the shipped runs, one
+    line per seed); ``level`` as a dotted line (e.g. the paper's IFANP)."""
+    fig = Figure(figsize=(6.6, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    for r in curves["runs"]:
+        if not r["evals"]:
+            continue
+        x = [e["step"] for e in r["evals"]]
+        y = [e["psnr40"] for e in r["evals"]]
+        full = r["down"] == 1
+        label = f"{model_label(r['model'])}, {'28x28' if full else '14x14'}" + ("" if full else f", seed {r['seed']}")
+        ax.plot(x, y, "o-" if full else "s--", ms=4 if full else 3, lw=2 if full else 1,
+                color=COLORS.get(r["model"]), alpha=1 if full else 0.55, label=label)
+    if level is not None:
+        ax.axhline(level, color="0.3", ls=":", lw=1)
+        ax.text(0.01, level, f" paper's IFANP at 40 %: {level:.2f} dB", fontsize=7, va="bottom", color="0.25",
+                transform=ax.get_yaxis_transform())
+    ax.axvline(curves["compare_step"], color="0.7", lw=0.8)
+    ax.set_xlabel("training step (of the same 3,000-step schedule)")
+    ax.set_ylabel("PSNR at 40 % context (dB)")
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="upper left")
+    ax.set_title("LPA at 14x14 and at full resolution", fontsize=10)
     return fig
