@@ -287,6 +287,8 @@ def command_for(cfg: TrainConfig) -> str:
     parts = ["python -m ifanp train", f"--model {cfg.model}", f"--dataset {cfg.dataset}"]
     parts.append(f"--steps {cfg.steps}" if cfg.steps is not None else f"--epochs {cfg.epochs:g}")
     parts += [f"--batch-size {cfg.batch_size}", f"--lr {cfg.lr:g}", f"--schedule {cfg.schedule}", f"--seed {cfg.seed}"]
+    if cfg.warmup != TrainConfig.warmup:
+        parts.append(f"--warmup {cfg.warmup}")
     if cfg.train_limit:
         parts.append(f"--train-limit {cfg.train_limit}")
     parts += [f"--set {k}={json.dumps(v)}" for k, v in sorted(cfg.overrides.items())]
@@ -588,6 +590,8 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--schedule", choices=["cosine", "constant"], default="cosine")
+    parser.add_argument("--warmup", type=int, default=TrainConfig.warmup,
+                        help="steps of the linear learning-rate warm-up (default %(default)s)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, mps")
     parser.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
@@ -615,7 +619,8 @@ def run_train(args) -> int:
     cfg = TrainConfig(
         model=args.model, dataset=args.dataset, out=args.out or f"runs/{args.model}-{args.dataset}-s{args.seed}",
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
-        seed=args.seed, device=args.device, threads=args.threads, overrides=parse_overrides(args.set, args.model),
+        warmup=args.warmup, seed=args.seed, device=args.device, threads=args.threads,
+        overrides=parse_overrides(args.set, args.model),
         train_limit=args.train_limit, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
         progress=not args.no_progress, stop_after=args.stop_after,
     )

@@ -29,7 +29,7 @@ __all__ = ["COLORS", "plot_calibration", "plot_fig8", "plot_fig9", "plot_metric_
 #: One colour per model in every figure of the two chapters.
 COLORS = {
     "vae": "0.55", "np": "tab:brown", "ifnp": "tab:blue", "ifanp-lpa": "tab:orange", "ifanp-se": "tab:green",
-    "ifanp-gca": "tab:purple", "ifanp": "tab:red", "ifanp-plus": "black",
+    "ifanp-gca": "tab:purple", "ifanp": "tab:red", "ifanp-plus": "black", "ifanp-fast": "tab:cyan",
 }
 
 
