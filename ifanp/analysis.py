@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from . import calibration
 from .data.masks import eval_mask, structured_mask
 from .metrics import completion_metrics
 from .reproduce import PAPER_TABLE1
@@ -40,6 +41,7 @@ __all__ = [
     "explorer_panels",
     "first_pass",
     "goal_rows",
+    "head_to_head",
     "late_gain",
     "loglog_slope",
     "make_mask",
@@ -294,6 +296,74 @@ def coverage(model, images: Tensor, mask: Tensor, ks: Sequence[float], samples: 
             inside[g] += (zg[None, :] <= ks_t[:, None]).sum(1).double()
             count[g] += float(zg.numel())
     return {g: (inside[g] / max(count[g], 1.0)).numpy() for g in groups}
+
+
+#: The measures of :func:`head_to_head`, each with whether larger is better.
+HEAD_TO_HEAD_MEASURES: dict[str, bool | None] = {
+    "psnr_target_random": True, "psnr_target_top": True, "psnr_target_centre": True,
+    "ece_points": False, "coverage_68": None,  # coverage: closest to 68.3 % is better
+    "parameters": False, "train_cpu_min": False, "ms_per_image": False,
+}
+
+
+@torch.no_grad()
+def head_to_head(models: Mapping[str, Any], images: Tensor, indices: Sequence[int] | Tensor, ratio: float = 0.4,
+                 samples: int = 8, reg: Mapping[str, Any] | None = None, names: Mapping[str, str] | None = None,
+                 timing_batch: int = 100) -> dict[str, dict[str, float | None]]:
+    """What a neural process claims to give over a VAE, measured for each of ``models`` (label -> model) on
+    float ``images`` (N, C, H, W) in [0, 1] with evaluation indices ``indices``:
+
+    * ``psnr_target_random`` / ``_top`` / ``_centre``: missing-pixel PSNR from ``ratio`` random pixels, from the
+      top half, and with the centre box hidden (any context set: the structured masks of
+      :func:`structured_metrics`);
+    * ``ece_points`` and ``coverage_68``: the calibration of the predictive distribution on the missing pixels
+      at ``ratio`` (its own distribution, the mixture over ``samples`` draws of z; :mod:`ifanp.calibration`),
+      in percentage points;
+    * ``parameters``, ``train_cpu_min`` (from the registry entry ``names[label]`` of ``reg``; None without
+      it) and ``ms_per_image`` (the predictive mean of a batch of ``timing_batch`` images, best of 3, in the
+      calling process's threads).
+    """
+    import time
+
+    mask = eval_mask(indices, images.shape[-1], ratio)
+    struct = structured_metrics(models, images, ("top", "centre"))
+    out: dict[str, dict[str, float | None]] = {}
+    for label, model in models.items():
+        with eval_mode(model):
+            truth = completion_metrics(completion_mean(model, images, mask), images, mask)
+            pit = calibration.model_pit(model, images, mask, samples=samples)["pit"]
+            cov = calibration.coverage(pit)
+            x, m = images[:timing_batch], mask[:timing_batch]
+            best = math.inf
+            for _ in range(3):
+                t0 = time.perf_counter()
+                model.complete(x, m)
+                best = min(best, time.perf_counter() - t0)
+        entry = (reg or {}).get((names or {}).get(label, ""), {})
+        cpu = entry.get("cpu_time_s")
+        out[label] = {
+            "psnr_target_random": float(truth["psnr_target"].mean()),
+            "psnr_target_top": struct["top"][label]["psnr_target"],
+            "psnr_target_centre": struct["centre"][label]["psnr_target"],
+            "ece_points": 100 * calibration.calibration_error(pit),
+            "coverage_68": 100 * cov[0.683],
+            "parameters": float(sum(p.numel() for p in model.parameters())),
+            "train_cpu_min": cpu / 60 if cpu is not None and not math.isnan(cpu) else None,
+            "ms_per_image": 1000 * best / len(x),
+        }
+    return out
+
+
+def head_to_head_winner(results: Mapping[str, Mapping[str, float | None]], measure: str) -> str | None:
+    """The label that is ahead on ``measure`` (:data:`HEAD_TO_HEAD_MEASURES`; coverage: nearest 68.3 %), or
+    None when a value is missing or all are equal."""
+    values = {k: v[measure] for k, v in results.items()}
+    if any(v is None for v in values.values()) or len(set(values.values())) < 2:
+        return None
+    higher = HEAD_TO_HEAD_MEASURES[measure]
+    if higher is None:
+        return min(values, key=lambda k: abs(values[k] - 68.3))
+    return (max if higher else min)(values, key=values.get)
 
 
 # ---- training logs: time to quality ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from .analysis import first_pass, value_at
+from .analysis import first_pass, head_to_head_winner, value_at
 from .reproduce import LABELS, PAPER_TABLE1, seed_spread
 
 METRIC_NAMES = {
@@ -182,88 +182,100 @@ def metrics_html(table: Mapping[str, Any], metrics: Sequence[str] = ("psnr_targe
 #: fails, for our models (the text shown is chosen by the outcome computed at run time; "mixed": ours is above
 #: the paper's number at some ratios and below it at others, followed by "mixed_steeper" or "mixed_flatter",
 #: chosen by the sign of the last margin minus the first, and "mixed_end").
+#: How sure each explanation is, as its first words: "By construction:" (follows from our wiring or the
+#: check's definition), "Measured:" (a number of ours says it), "Hypothesis, untested here:" (nobody has
+#: run the experiment that would decide it) or "Hypothesis (its test follows):" (the ``evidence`` sentence of
+#: :func:`checks_html` gives the experiment's numbers). tests/test_resolution.py checks that every text has one.
+EXPLANATION_TAGS = ("By construction:", "Measured:", "Hypothesis, untested here:", "Hypothesis (its test follows):")
+
 CHECK_EXPLANATIONS: dict[str, dict[str, str]] = {
     "lpa_over_ifnp": {
-        "holds": "The deterministic path with LPA adds a second summary of the context next to z; without GCA it "
-                 "is pooled to one vector and tiled (our wiring, SPEC 5.4 [I]). That limits the kind of gain (a "
-                 "better global summary, never a local one), not its size: compare ours with the paper's (the "
-                 "columns \"paper's Table 1\" and \"ours\").",
-        "fails": "Without GCA, our LPA variant's deterministic path is a masked global mean tiled over the grid "
-                 "(SPEC 5.4 [I]): one more global vector beside z, which the latent path can already carry. "
-                 "LPA's local filling-in is averaged away by that pooling, so nothing forces a gain; compare the "
-                 "gap with the seed spread below.",
+        "holds": "By construction: without GCA, the deterministic path with LPA is pooled to one vector and tiled "
+                 "(our wiring, SPEC 5.4 [I]), a second summary of the context next to z. That limits the kind of "
+                 "gain (a better global summary, never a local one), not its size: compare ours with the paper's "
+                 "(the columns \"paper's Table 1\" and \"ours\").",
+        "fails": "By construction: without GCA, our LPA variant's deterministic path is a masked global mean tiled "
+                 "over the grid (SPEC 5.4 [I]), one more global vector beside z, which the latent path can already "
+                 "carry. Hypothesis, untested here: LPA's local filling-in is averaged away by that pooling, so "
+                 "nothing forces a gain (Exercise 3 is the experiment); compare the gap with the seed spread below.",
     },
     "se_over_ifnp": {
-        "holds": "As for LPA: SENet only rescales channels before the same global pooling (SPEC 5.4 [I]), so its "
-                 "gain, whatever its size, comes from a better global summary of the context.",
-        "fails": "SENet rescales channels before the same global pooling as the LPA variant (SPEC 5.4 [I]); the "
-                 "second global vector need not help a model whose latent path already summarises the context, "
-                 "and the difference may be within the seed spread.",
+        "holds": "By construction: SENet only rescales channels before the same global pooling as the LPA variant "
+                 "(SPEC 5.4 [I]), so its gain, whatever its size, comes from a better global summary of the context.",
+        "fails": "By construction: SENet rescales channels before the same global pooling as the LPA variant (SPEC "
+                 "5.4 [I]). Hypothesis, untested here: the second global vector need not help a model whose latent "
+                 "path already summarises the context, and the difference may be within the seed spread.",
     },
     "lpa_se_tie": {
-        "holds": "With both modules followed by a global mean, the two variants are nearly the same model, as the "
-                 "paper's close rows suggest (which may even be swapped, SPEC 9.8).",
-        "fails": "One of the two pooled variants trained to a clearly better optimum; with one seed each, part of "
-                 "the difference can be the seed (compare the IFNP seed spread).",
+        "holds": "By construction: both modules are followed by the same global mean. Hypothesis, untested here: "
+                 "the two variants are then nearly the same model, as the paper's close rows suggest (which may "
+                 "even be swapped, SPEC 9.8).",
+        "fails": "Hypothesis, untested here: one of the two pooled variants trained to a clearly better optimum; "
+                 "with one seed each, part of the difference can be the seed (compare the IFNP seed spread).",
     },
     "gca_over_local": {
-        "holds": "GCA gives every target pixel its own weighted view of the context cells (SPEC 5.3) instead of "
-                 "one pooled vector: the structural change that moves whole-image PSNR, here as in the paper.",
-        "fails": "GCA should give each target its own view of the context (SPEC 5.3); if it does not beat the "
-                 "pooled variants, its attention has not learned to localise within our training budget "
-                 "(the weights table above gives the steps and epochs; the attention chapter shows its maps).",
+        "holds": "By construction: GCA gives every target pixel its own weighted view of the context cells (SPEC "
+                 "5.3) instead of one pooled vector; that is the structural difference between these rows, and "
+                 "it moves whole-image PSNR here as in the paper.",
+        "fails": "Hypothesis, untested here: GCA should give each target its own view of the context (SPEC 5.3); "
+                 "if it does not beat the pooled variants, its attention has not learned to localise within our "
+                 "training budget (the weights table above gives the steps and epochs; the attention chapter "
+                 "shows its maps).",
     },
     "full_over_gca": {
-        "holds": "LPA spreads the sparse context into its neighbourhood before GCA reads it (SPEC 5.2), so the "
-                 "values GCA averages are denser: the paper's gain from adding LPA to GCA reproduces.",
-        "fails": "LPA before GCA did not help at our budget. LPA smooths the context features with two 3x3 "
-                 "poolings (SPEC 5.2); at our 14x14 attention resolution (ConvEncoder1's stride 2, our variant of "
-                 "the SPEC 5.1 [I] option, which strides ConvEncoder2) each cell already pools 2x2 pixels, which "
-                 "leaves LPA less to fill in, and the extra module costs optimisation steps.",
+        "holds": "Hypothesis, untested here: LPA spreads the sparse context into its neighbourhood before GCA reads "
+                 "it (SPEC 5.2), so the values GCA averages are denser: the paper's gain from adding LPA to GCA "
+                 "reproduces.",
+        "fails": "Hypothesis (its test follows): LPA smooths the context features with two 3x3 poolings (SPEC "
+                 "5.2); at our 14x14 attention resolution (ConvEncoder1's stride 2, our variant of the SPEC 5.1 [I] option, which "
+                 "strides ConvEncoder2) they reach 7x7 cells, 14x14 pixels, half the image, with no residual. "
+                 "The runs with every map at 28x28 test it.",
     },
     "full_best": {
-        "holds": "IFANP is the best of the five at every ratio, as the paper claims (SPEC 7).",
-        "fails": "The paper's full model is not the best of our five at every ratio; see the two checks above "
-                 "(GCA over the pooled variants, LPA on top of GCA) for where the order breaks.",
+        "holds": "Measured: IFANP is the best of the five at every ratio, as the paper claims (SPEC 7).",
+        "fails": "Measured: the paper's full model is not the best of our five at every ratio; see the two checks "
+                 "above (GCA over the pooled variants, LPA on top of GCA) for where the order breaks.",
     },
     "gca_gain_largest": {
-        "holds": "GCA carries most of the improvement, as in the paper: per-target representations are what a "
-                 "global-latent model lacks, and a second pooled vector adds less than they do.",
-        "fails": "GCA's gain is not clearly larger than the pooled modules' gains: its attention did not localise "
-                 "within our budget, or the pooled variants gained more than in the paper.",
+        "holds": "Hypothesis, untested here: GCA carries most of the improvement, as in the paper, because "
+                 "per-target representations are what a global-latent model lacks, and a second pooled vector "
+                 "adds less than they do.",
+        "fails": "Hypothesis, untested here: GCA's gain is not clearly larger than the pooled modules' gains "
+                 "because its attention did not localise within our budget, or the pooled variants gained more "
+                 "than in the paper.",
     },
     "ifnp_flat": {
-        "holds": "A single global z from a masked mean (SPEC 4.2) forgets where the context pixels are: more "
-                 "context only sharpens the estimate of z, so the whole-image PSNR barely moves with the ratio, "
-                 "as in the paper's IFNP row.",
-        "fails": "Our IFNP gains from more context: with more pixels, the masked mean (SPEC 4.2) pins down a z "
-                 "that fits this particular digit better (the KL of Eq. 6 in the diagnostic table measures how "
-                 "much the context leaves z uncertain). Its decoder still sees no context pixel directly; "
-                 "compare its gain with IFANP's in the next row.",
+        "holds": "Hypothesis, untested here: a single global z from a masked mean (SPEC 4.2) forgets where the "
+                 "context pixels are, so more context only sharpens the estimate of z and the whole-image PSNR "
+                 "barely moves with the ratio, as in the paper's IFNP row.",
+        "fails": "By construction: our IFNP's decoder sees no context pixel, only z. Hypothesis, partly measured: "
+                 "with more pixels, the masked mean (SPEC 4.2) pins down a z that fits this particular digit "
+                 "better; the KL of Eq. 6 in the diagnostic table (how much the context leaves z uncertain) falls "
+                 "with the ratio. Compare its gain with IFANP's in the next row.",
     },
     "context_gain": {
-        "holds": "Only models with a per-target representation (GCA) can use more context where it is: IFANP's "
-                 "PSNR rises with the ratio much more than IFNP's, as in the paper.",
-        "fails": "IFANP should gain more from context than IFNP, since GCA reads the context where it is; at our "
-                 "budget its attention is not yet sharp enough for that.",
+        "holds": "Hypothesis, untested here: only models with a per-target representation (GCA) can use more "
+                 "context where it is, so IFANP's PSNR rises with the ratio much more than IFNP's, as in the paper.",
+        "fails": "Hypothesis, untested here: IFANP should gain more from context than IFNP, since GCA reads the "
+                 "context where it is; at our budget its attention is not yet sharp enough for that.",
     },
     "abs": {
-        "holds": "Our number is at or above the paper's. The protocols differ (the table below), so this "
+        "holds": "Measured: our number is at or above the paper's. The protocols differ (the table below), so this "
                  "says that our implementation of the SPEC's [I] defaults reaches the paper's quality, not that "
-                 "it is better under identical conditions. Local, convolutional models reach such numbers on "
-                 "MNIST quickly (the next chapter measures how quickly).",
+                 "it is better under identical conditions; the next chapter measures how quickly local, "
+                 "convolutional models reach such numbers on MNIST.",
         # "mixed": the first sentence, then the one for the trend of ours - paper over the ratios, then "mixed_end"
-        "mixed": "Our row is above the paper's at some ratios and below it at others.",
+        "mixed": "Measured: our row is above the paper's at some ratios and below it at others.",
         "mixed_steeper": "It is steeper (ours - paper grows with the ratio), i.e. our model gains more from "
                          "additional context than the paper's does.",
         "mixed_flatter": "It is flatter (ours - paper shrinks as the ratio grows), i.e. our model gains less from "
                          "additional context than the paper's does, and does relatively better with little of it.",
-        "mixed_end": "Where it is below, the budget and the widths of the protocol table are the likely limits "
-                     "(Fig. 8 shows whether the model was still improving when its training stopped).",
-        "fails": "Our number is below the paper's. Our models are trained for a small fraction of the paper's "
-                 "~300 epochs (column 'epochs' of the weights table; SPEC 6), with narrower layers than the "
-                 "SPEC's defaults (SPEC 4.3, 8; the protocol table); the training curves of Fig. 8 show whether "
-                 "they were still improving when training stopped.",
+        "mixed_end": "Hypothesis, untested here: where it is below, the budget and the widths of the protocol table "
+                     "are the limits (Fig. 8 shows whether the model was still improving when its training stopped).",
+        "fails": "Measured: our number is below the paper's. Hypothesis, untested here: the reason is our training "
+                 "budget, a small fraction of the paper's ~300 epochs (column 'epochs' of the weights table; SPEC "
+                 "6), and our narrower layers (SPEC 4.3, 8; the protocol table); the training curves of Fig. 8 "
+                 "show whether the models were still improving when training stopped.",
     },
 }
 
@@ -275,10 +287,13 @@ def _verdict(v: bool | None) -> str:
 
 
 def checks_html(checks: Sequence[Mapping[str, Any]], noise_db: float | None = None,
-                explanations: Mapping[str, Mapping[str, str]] = CHECK_EXPLANATIONS) -> str:
+                explanations: Mapping[str, Mapping[str, str]] = CHECK_EXPLANATIONS,
+                evidence: Mapping[str, str] | None = None) -> str:
     """The checks of :func:`ifanp.reproduce.ablation_order_checks` as an HTML table: the claim, its verdict on
     the paper's numbers and on ours (with the numbers), and the explanation of our outcome. With ``noise_db``
-    (e.g. twice the largest seed sd), a check that holds by less than that is marked "within the seed noise"."""
+    (e.g. twice the largest seed sd), a check that holds by less than that is marked "within the seed noise".
+    ``evidence``: check id -> a sentence of measurements (e.g. :func:`resolution_evidence`) added to its
+    explanation."""
     body = []
     for c in checks:
         key = "abs" if c["id"].startswith("abs_") else c["id"]
@@ -299,10 +314,50 @@ def checks_html(checks: Sequence[Mapping[str, Any]], noise_db: float | None = No
             if c["ours"] and noise_db is not None and c["margin"] is not None and c["margin"] < noise_db \
                     and not key.startswith(("abs", "ifnp_flat", "lpa_se_tie")):
                 ours += f" (by {c['margin']:.2f} dB, within the seed noise of {noise_db:.2f} dB)"
+            if evidence and c["id"] in evidence:
+                why = f"{why} {evidence[c['id']]}".strip()
         paper = _verdict(c["paper"]) + (f" ({c['paper_detail']})" if c["paper_detail"] else "")
         body.append([c["claim"], paper, ours + (f" ({c['ours_detail']})" if c["ours_detail"] else ""), why])
     return table_html(["claim (at every ratio)", "paper's Table 1", "ours", "why"], body)
 
+
+
+def resolution_evidence(curves: Mapping[str, Any]) -> str:
+    """The measured sentence of the full-resolution experiment (``ifanp/experiments/mnist-resolution.json``,
+    ``tools/resolution_experiment.py``) for the "LPA on top of GCA" check: at the step where every
+    full-resolution run has a value, IFANP at 28x28 against IFANP at 14x14 (mean over its seeds) and
+    IFANP(GCA) at 14x14 (and at 28x28 when that run exists), and what that says about the hypothesis."""
+    step = curves["compare_step"]
+
+    def at(model: str, down: int) -> list[float]:
+        return [e["psnr40"] for r in curves["runs"] if r["model"] == model and r["down"] == down
+                for e in r["evals"] if e["step"] == step]
+
+    full, half, gca_half, gca_full = at("ifanp", 1), at("ifanp", 2), at("ifanp-gca", 2), at("ifanp-gca", 1)
+    if not full or not half or not gca_half:
+        return ""
+    mean_half = sum(half) / len(half)
+    spread = (f" ± {(sum((v - mean_half) ** 2 for v in half) / (len(half) - 1)) ** 0.5:.2f} dB over {len(half)} seeds"
+              if len(half) > 1 else " (one seed)")
+    text = (f"Measured (python tools/resolution_experiment.py, recorded in ifanp/experiments/mnist-resolution.json): "
+            f"at step {step:,} of the "
+            f"same 3,000-step schedule, IFANP with every map at 28x28 reaches {full[0]:.2f} dB at 40 % context "
+            f"(the first 1,000 evaluation images), IFANP at 14x14 {mean_half:.2f} dB{spread}, IFANP(GCA) at 14x14 "
+            f"{gca_half[0]:.2f} dB")
+    text += f" and at 28x28 {gca_full[0]:.2f} dB." if gca_full else "."
+    gain = full[0] - mean_half
+    if gca_full:
+        verdict = ("At full resolution LPA on top of GCA helps" if full[0] > gca_full[0] else
+                   "At full resolution LPA on top of GCA still does not help")
+        text += f" {verdict} at this step ({full[0] - gca_full[0]:+.2f} dB), "
+        text += ("which supports the hypothesis." if full[0] > gca_full[0] else "which speaks against the hypothesis.")
+    elif full[0] >= gca_half[0]:
+        text += (f" Full resolution moves IFANP by {gain:+.2f} dB and past IFANP(GCA) at 14x14, which supports the "
+                 "hypothesis; IFANP(GCA) at 28x28 (not run yet) would make it a clean test.")
+    else:
+        text += (f" Full resolution moves IFANP by {gain:+.2f} dB but not up to IFANP(GCA) at 14x14, so the 14x14 "
+                 "resolution does not explain the gap at this step; IFANP(GCA) at 28x28 is not run yet.")
+    return text + " The runs stop early for the CPU's sake; later steps may differ."
 
 
 def checks_summary(checks: Sequence[Mapping[str, Any]]) -> str:
@@ -492,6 +547,48 @@ def decoder_sigma(model) -> str:
         return f"learned, {model.cfg['sigma_min'] + model.log_sigma.exp().item():.3f}"
     return "per pixel"
 
+
+
+#: What each measure of :func:`ifanp.analysis.head_to_head` is, in the table's words, and which claim it tests.
+HEAD_TO_HEAD_NAMES: dict[str, tuple[str, str]] = {
+    "psnr_target_random": ("missing-pixel PSNR, 40 % random pixels (dB)", "quality"),
+    "psnr_target_top": ("missing-pixel PSNR, top half observed (dB)", "any context set"),
+    "psnr_target_centre": ("missing-pixel PSNR, centre box hidden (dB)", "any context set"),
+    "ece_points": ("calibration error of the predictive, 40 % (points)", "calibrated uncertainty"),
+    "coverage_68": ("coverage of the central 68.3 % interval (%)", "calibrated uncertainty"),
+    "parameters": ("parameters", "cost"),
+    "train_cpu_min": ("training CPU minutes of the shipped weights", "cost"),
+    "ms_per_image": ("ms per completion (batch of 100)", "cost"),
+}
+
+
+def _fmt_h2h(measure: str, v: float | None) -> str:
+    if v is None:
+        return "—"
+    if measure == "parameters":
+        return f"{v:,.0f}"
+    return f"{v:.2f}" if measure != "ms_per_image" else f"{v:.3f}"
+
+
+def head_to_head_html(results: Mapping[str, Mapping[str, float | None]], caption: str | None = None) -> str:
+    """The measures of :func:`ifanp.analysis.head_to_head` as a table: one row per measure, one column per
+    model, and the claim it tests and which model is ahead."""
+    labels = list(results)
+    body = []
+    for measure, (name, claim) in HEAD_TO_HEAD_NAMES.items():
+        winner = head_to_head_winner(results, measure)
+        body.append([name, claim, *[_fmt_h2h(measure, results[k][measure]) for k in labels], winner or "—"])
+    return table_html(["measure", "claim", *labels, "ahead"], body, caption)
+
+
+def head_to_head_summary(results: Mapping[str, Mapping[str, float | None]]) -> str:
+    """One generated sentence per claim: which model is ahead on each of its measures."""
+    claims: dict[str, list[str]] = {}
+    for measure, (name, claim) in HEAD_TO_HEAD_NAMES.items():
+        winner = head_to_head_winner(results, measure)
+        claims.setdefault(claim, []).append(f"{winner} on the {name.split(' (')[0]}" if winner
+                                            else f"neither on the {name.split(' (')[0]} (not measured or equal)")
+    return "\n".join(f"- **{claim}**: ahead, " + "; ".join(parts) + "." for claim, parts in claims.items())
 
 
 def calibration_summary(ks: Sequence[float], observed: Mapping[str, Sequence[float]], k: float = 2.0,

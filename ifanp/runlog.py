@@ -2,7 +2,9 @@
 it that ``python -m ifanp export`` keeps in a registry entry (``history`` and ``evals``).
 
 The one reader of ``log.jsonl`` in the package: :func:`read_log` (every row), :func:`training_log` (epoch
-and eval rows of a run folder or a registry name) and :func:`steps_per_epoch`.
+and eval rows of a run folder or a registry name) and :func:`steps_per_epoch`. :func:`shipped_experiment` reads
+the recorded result of an experiment that ships with the package (``ifanp/experiments/<name>.json``, written by
+a script in ``tools/`` that names its command).
 """
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from typing import Any
 from .data.mnist import MNIST_COUNTS
 from .pretrained import registry
 
+EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 TRAIN_BATCH = 64  # the batch size of every shipped run (python -m ifanp train's default)
 TRAIN_IMAGES = MNIST_COUNTS["train"]  # MNIST's training split
 
@@ -24,6 +27,12 @@ def read_log(run: str | Path) -> list[dict[str, Any]]:
     if not log.is_file():
         return []
     return [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+
+
+def shipped_experiment(name: str) -> dict[str, Any] | None:
+    """The recorded result ``ifanp/experiments/{name}.json`` (None when this install has none)."""
+    path = EXPERIMENTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
 
 def training_log(ref: str | Path, reg: Mapping[str, Any] | None = None) -> dict[str, list[dict[str, Any]]]:

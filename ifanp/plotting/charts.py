@@ -279,7 +279,7 @@ def plot_psnr_panels(panels: Mapping[str, Mapping[str, Sequence[float]]],
 
 
 def plot_resolution_curves(curves: Mapping[str, Any], level: float | None = None) -> Figure:
-    """The full-resolution experiment (``results/mnist-resolution/curves.json``): held-out PSNR at 40 % against
+    """The full-resolution experiment (``ifanp/experiments/mnist-resolution.json``): held-out PSNR at 40 % against
     the training step, one line per run; solid 28x28 (down = 1), dashed 14x14 (down = 2, the shipped runs, one
     line per seed); ``level`` as a dotted line (e.g. the paper's IFANP)."""
     fig = Figure(figsize=(6.6, 3.8), layout="constrained")

@@ -8,3 +8,4 @@ N_EVAL = profile_value(smoke=16, default=1000, full=None)  # evaluation images (
 NLL_IMAGES = profile_value(smoke=8, default=50, full=1000)  # of those, images for the NLL
 N_CHECK = profile_value(smoke=8, default=200, full=1000)  # images for the from-scratch PSNR check
 TRAIN_STEPS = profile_value(smoke=5, default=3000, full=30000)  # steps per model, only when TRAIN
+N_H2H = profile_value(smoke=8, default=200, full=1000)  # images for "Why not a VAE?" (calibration, masks, cost)

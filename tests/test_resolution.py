@@ -1,0 +1,52 @@
+"""The full-resolution experiment: the recipe it runs and the sentence the claims table adds."""
+import importlib.util
+from pathlib import Path
+
+from ifanp import reporting
+from ifanp.recipes import recipe
+
+TOOL = Path(__file__).resolve().parents[1] / "tools" / "resolution_experiment.py"
+
+
+def _tool():
+    spec = importlib.util.spec_from_file_location("resolution_experiment", TOOL)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_runs_are_the_shipped_recipe_at_full_resolution():
+    tool = _tool()
+    args = tool.train_args("ifanp", 750)
+    shipped = recipe("ifanp", 0).train_args()
+    out = shipped.index("--out")
+    assert args[: out + 1] == shipped[: out + 1]  # the same model, steps (schedule), seed, threads, eval cadence
+    assert args[out + 1] == "runs/resolution/ifanp-down1-s0"
+    assert args[out + 2 :] == ["--set", "down=1", "--no-progress", "--stop-after", "750"]
+
+
+def _curves(full, half, gca_half, gca_full=None, step=1000):
+    runs = [{"model": "ifanp", "down": 1, "seed": 0, "evals": [{"step": 500, "psnr40": 12.0}, {"step": step, "psnr40": full}]}]
+    runs += [{"model": "ifanp", "down": 2, "seed": s, "evals": [{"step": step, "psnr40": v}]} for s, v in enumerate(half)]
+    runs.append({"model": "ifanp-gca", "down": 2, "seed": 0, "evals": [{"step": step, "psnr40": gca_half}]})
+    if gca_full is not None:
+        runs.append({"model": "ifanp-gca", "down": 1, "seed": 0, "evals": [{"step": step, "psnr40": gca_full}]})
+    return {"compare_step": step, "runs": runs}
+
+
+def test_evidence_reports_the_numbers_at_the_compared_step_and_the_right_verdict():
+    text = reporting.resolution_evidence(_curves(17.0, [16.0, 16.5, 17.5], 18.0))
+    assert text.startswith("Measured") and "17.00 dB" in text and "16.67 dB ± 0.76 dB over 3 seeds" in text
+    assert "not up to IFANP(GCA) at 14x14" in text and "+0.33 dB" in text
+    assert "supports the hypothesis" in reporting.resolution_evidence(_curves(18.5, [16.0, 16.5], 18.0))
+    both = reporting.resolution_evidence(_curves(18.5, [16.0], 18.0, gca_full=19.0))
+    assert "still does not help" in both and "-0.50 dB" in both and "against the hypothesis" in both
+    assert reporting.resolution_evidence(_curves(17.0, [], 18.0)) == ""  # nothing to compare with
+
+
+def test_every_explanation_of_the_claims_table_says_how_sure_it_is():
+    for key, texts in reporting.CHECK_EXPLANATIONS.items():
+        for outcome, text in texts.items():
+            if outcome in ("mixed_steeper", "mixed_flatter"):  # continue the "mixed" sentence, measured
+                continue
+            assert text.startswith(reporting.EXPLANATION_TAGS), (key, outcome)
