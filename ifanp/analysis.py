@@ -52,6 +52,7 @@ __all__ = [
     "psnr_pair",
     "response_locality",
     "response_maps",
+    "settled_pass",
     "structured_metrics",
     "time_to_quality",
     "value_at",
@@ -375,6 +376,18 @@ def first_pass(evals: Sequence[Mapping[str, float]], level: float, key: str = "p
         if row.get(key) is not None and row[key] >= level:
             return dict(row)
     return None
+
+
+def settled_pass(evals: Sequence[Mapping[str, float]], level: float, key: str = "psnr40") -> dict[str, float] | None:
+    """The first eval row from which every later row also reaches ``level``: where a noisy curve passes it for
+    good (at or after :func:`first_pass`); None when the last row is below ``level``."""
+    out = None
+    for row in evals:
+        if row.get(key) is not None and row[key] >= level:
+            out = out or dict(row)
+        else:
+            out = None
+    return out
 
 
 def value_at(evals: Sequence[Mapping[str, float]], cpu_s: float, key: str = "psnr40") -> dict[str, float] | None:

@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from html import escape
 from typing import Any
 
-from .analysis import first_pass, head_to_head_winner, value_at
+from .analysis import first_pass, head_to_head_winner, settled_pass, value_at
 from .reproduce import LABELS, PAPER_TABLE1, seed_spread
 
 METRIC_NAMES = {
@@ -508,6 +508,38 @@ def time_to_quality_summary(logs: Mapping[str, Sequence[Mapping[str, float]]], l
                        f"{logs[reference][-1]['psnr40']:.2f} dB: the comparison at equal compute.")
     return " ".join(out) or "No model is installed: no training log to read."
 
+
+
+def time_to_goal_summary(row: Mapping[str, Any], evals: Sequence[Mapping[str, float]], level: float,
+                         goal_cpu_min: float, reference: Mapping[str, Any] | None = None) -> str:
+    """Generated sentences for one model's :func:`ifanp.analysis.time_to_quality` row and its eval rows: when it
+    first reached ``level`` at 40 % (CPU and wall minutes, step), from which check on it stayed there, whether
+    that meets the goal of at most ``goal_cpu_min`` CPU minutes, and ``reference``'s time (another row) beside it."""
+    model = model_label(row["name"].split("-", 1)[1])
+    if not row.get("present"):
+        return f"{model} is not installed: nothing to compare with the goal."
+    if not row["reached"] or row["cpu_min"] is None:
+        text = (f"{model} did not reach {level:.2f} dB at 40 % within its {row['total_cpu_min']:.2f} CPU minutes: the "
+                f"goal of at most {goal_cpu_min:g} CPU minute{'s' * (goal_cpu_min != 1)} is **not met**.")
+    else:
+        met = row["cpu_min"] <= goal_cpu_min
+        wall = f", {row['wall_min']:.2f} wall minutes" if row.get("wall_min") is not None else ""
+        text = (f"{model} first reached {level:.2f} dB at 40 % after **{row['cpu_min']:.2f} CPU minutes** of training "
+                f"(step {row['step']:,}{wall}): the goal of at most {goal_cpu_min:g} CPU "
+                f"minute{'s' * (goal_cpu_min != 1)} is **{'met' if met else 'not met'}**.")
+        stay = settled_pass(evals, level)
+        if stay is not None and stay["step"] != row["step"]:
+            text += (f" It dipped below again and stayed at or above {level:.2f} dB from step {stay['step']:,} "
+                     f"({stay['cpu_s'] / 60:.2f} CPU minutes) on.")
+        elif stay is not None:
+            text += " It stayed at or above it at every later check."
+    if reference is not None and reference.get("present") and reference.get("reached"):
+        text += (f" {model_label(reference['name'].split('-', 1)[1])} took {reference['cpu_min']:.2f} CPU minutes "
+                 f"(step {reference['step']:,}).")
+    if evals:
+        text += (f" {model} ended at {evals[-1]['psnr40']:.2f} dB after {evals[-1]['cpu_s'] / 60:.2f} CPU minutes "
+                 f"({evals[-1]['step']:,} steps).")
+    return text
 
 
 def structured_html(struct: Mapping[str, Mapping[str, Mapping[str, float]]], caption: str | None = None) -> str:

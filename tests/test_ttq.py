@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from ifanp import analysis, recipes
+from ifanp import analysis, recipes, reporting
 from ifanp.models import build
 from ifanp.models.grid import GridNP
 from ifanp.pretrained import pretrained_name, registry
@@ -67,3 +67,31 @@ def test_the_shipped_fast_model_passes_the_papers_ifanp_within_the_goal():
     assert all(r["psnr40"] < LEVEL for r in ev if r["step"] < hit["step"])  # the first pass, not a later one
     assert row["cpu_min"] <= GOAL_CPU_MIN
     assert entry["steps"] == FAST.steps and "--warmup 30" in entry["command"]
+
+
+def _ev(*points):
+    return [{"step": 25 * (i + 1), "cpu_s": 6.0 * (i + 1), "elapsed_s": 12.0 * (i + 1), "psnr40": p}
+            for i, p in enumerate(points)]
+
+
+def test_settled_pass_is_where_a_noisy_curve_passes_for_good():
+    ev = _ev(18.0, 20.0, 19.0, 20.5, 21.0)
+    assert analysis.first_pass(ev, LEVEL)["step"] == 50
+    assert analysis.settled_pass(ev, LEVEL)["step"] == 100
+    assert analysis.settled_pass(_ev(18.0, 20.0, 21.0), LEVEL)["step"] == 50
+    assert analysis.settled_pass(_ev(20.0, 21.0, 19.0), LEVEL) is None  # below at the end: not settled
+
+
+def test_the_goal_sentence_follows_the_numbers():
+    def row(ev):
+        reg = {"mnist-ifanp-fast": {"evals": ev, "cpu_time_s": ev[-1]["cpu_s"], "steps": ev[-1]["step"]}}
+        return analysis.time_to_quality(reg, ["mnist-ifanp-fast"], LEVEL)[0]
+
+    fast = _ev(18.0, 20.0, 19.0, 20.5)  # first pass at 12 CPU s, for good from 24 s
+    text = reporting.time_to_goal_summary(row(fast), fast, LEVEL, GOAL_CPU_MIN)
+    assert "0.20 CPU minutes" in text and "step 50" in text and "is **met**" in text
+    assert "from step 100 (0.40 CPU minutes)" in text
+    slow = [{**r, "cpu_s": 60.0 * r["step"] / 25} for r in fast]  # the same curve, 10x the CPU time
+    assert "is **not met**" in reporting.time_to_goal_summary(row(slow), slow, LEVEL, GOAL_CPU_MIN)
+    never = _ev(15.0, 16.0)
+    assert "did not reach" in reporting.time_to_goal_summary(row(never), never, LEVEL, GOAL_CPU_MIN)
