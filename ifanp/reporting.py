@@ -474,7 +474,8 @@ def time_to_quality_html(rows: Sequence[Mapping[str, Any]], level: float, captio
         if not row["present"]:
             continue
         model = row["name"].split("-", 1)[1]
-        reached = (f"{row['cpu_min']:.1f} min (step {row['step']:,})" if row["reached"] and row["cpu_min"] is not None
+        reached = (f"{row['cpu_min']:.{2 if row['cpu_min'] < 1 else 1}f} min (step {row['step']:,})"
+                   if row["reached"] and row["cpu_min"] is not None
                    else "not reached" if row["evals"] else "no log")
         body.append([model_label(model), f(row["steps"], ","), f(row["total_cpu_min"], ".1f"), f(row["final_psnr40"], ".2f"),
                      reached])

@@ -95,3 +95,11 @@ def test_the_goal_sentence_follows_the_numbers():
     assert "is **not met**" in reporting.time_to_goal_summary(row(slow), slow, LEVEL, GOAL_CPU_MIN)
     never = _ev(15.0, 16.0)
     assert "did not reach" in reporting.time_to_goal_summary(row(never), never, LEVEL, GOAL_CPU_MIN)
+
+
+def test_the_table_shows_a_time_under_a_minute_with_two_decimals():
+    ev = _ev(18.0, 20.0)  # first pass at 12 CPU s = 0.20 min
+    reg = {"mnist-ifanp-fast": {"evals": ev, "cpu_time_s": 12.0, "steps": 50},
+           "mnist-ifanp": {"evals": [{**r, "cpu_s": 100 * r["cpu_s"]} for r in ev], "cpu_time_s": 1200.0, "steps": 50}}
+    html = reporting.time_to_quality_html(analysis.time_to_quality(reg, list(reg), LEVEL), LEVEL)
+    assert "0.20 min (step 50)" in html and "20.0 min (step 50)" in html
