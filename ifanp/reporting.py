@@ -657,15 +657,19 @@ def transfer_summary(cmp: Mapping[str, Any], ref_name: str = "MNIST", other_name
             p = cmp["per_ratio"][r]
             if p["swaps"]:
                 swaps = "; ".join(
-                    f"{model_label(s['above_in_ref'])} above {model_label(s['below_in_ref'])} on {ref_name} by "
-                    f"{s['ref_db']:.2f} dB, below it on {other_name} by {-s['other_db']:.2f} dB" for s in p["swaps"])
-                parts.append(f"at {percent(r)} (Kendall's tau {p['tau']:.2f}): {swaps}")
+                    f"{model_label(s['above_in_ref'])} minus {model_label(s['below_in_ref'])}: {s['ref_db']:+.2f} dB on "
+                    f"{ref_name}, {s['other_db']:+.2f} dB on {other_name}" for s in p["swaps"])
+                parts.append(f"at {percent(r)} (Kendall's tau {p['tau']:.2f}; {swaps})")
         same = [percent(r) for r in rs if cmp["per_ratio"][r]["same"]]
-        out.append(f"The order of the {len(models)} models of both tables changes " + "; ".join(parts) + "."
+        out.append(f"The order of the {len(models)} models of both tables changes " + " and ".join(parts) + "."
                    + (f" At {', '.join(same)} it is the same." if same else ""))
     best = cmp["best"]
-    if all(b["ref"] == b["other"] for b in best.values()) and len({b["ref"] for b in best.values()}) == 1:
-        out.append(f"{model_label(best[rs[0]]['ref'])} is the best of them on both datasets at every ratio.")
+    if all(b["ref"] == b["other"] for b in best.values()):
+        winners = {}
+        for r, b in best.items():
+            winners.setdefault(b["ref"], []).append(percent(r))
+        where = "; ".join(f"{model_label(m)} at {', '.join(at)}" for m, at in winners.items())
+        out.append(f"The best of them is the same on both datasets at each ratio: {where}.")
     else:
         out.append("The best of them: " + "; ".join(
             f"{percent(r)}: {model_label(b['ref'])} on {ref_name}, {model_label(b['other'])} on {other_name}"

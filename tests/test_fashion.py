@@ -202,6 +202,7 @@ def test_compare_orders_finds_the_swapped_pair_and_the_shift():
     assert cmp["learned_margin"]["ref"] == {"0.2": 3, "0.4": 4, "0.6": 4}
     text = reporting.transfer_summary(cmp)
     assert "keep their order" in text and "1.0 dB lower" in text and "+3.00 / +4.00 / +4.00 dB on MNIST" in text
+    assert "IFANP+ (ours) at 20 %, 40 %, 60 %" in text
 
     # at 20 % the GP rule falls below IFANP on the second dataset (on MNIST it is above, by 1 dB): one swapped pair
     swapped = _table("fashion-mnist", {"ifanp-plus": [20, 24, 27], "ifanp": [16, 19, 20], "baseline-gp": [15, 20, 23]})
@@ -211,7 +212,8 @@ def test_compare_orders_finds_the_swapped_pair_and_the_shift():
     assert s == [{"above_in_ref": "baseline-gp", "below_in_ref": "ifanp", "ref_db": 1.0, "other_db": -1.0}]
     assert cmp["per_ratio"]["0.2"]["tau"] == pytest.approx(1 / 3)
     text = reporting.transfer_summary(cmp)
-    assert "changes at 20 %" in text and "below it on Fashion-MNIST by 1.00 dB" in text
+    assert "changes at 20 %" in text and "+1.00 dB on MNIST, -1.00 dB on Fashion-MNIST" in text
+    assert "At 40 %, 60 % it is the same" in text and "the same on both datasets at each ratio" in text
 
 
 def test_merge_tables_and_missing_tables(tmp_path):
