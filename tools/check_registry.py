@@ -1,5 +1,6 @@
 """Check that every shipped image model still gives its registry PSNR (what ifanp/export.py recorded as
-``psnr40_first1000_*``: ``ifanp.evaluate.evaluate`` at 40 % context on the first 1,000 evaluation images).
+``psnr40_first1000_*``: ``ifanp.evaluate.evaluate`` at 40 % context on the first 1,000 evaluation images of the
+model's own dataset, its registry entry's ``dataset``).
 
     IFANP_THREADS=1 python tools/check_registry.py [--models NAME ...] [--tolerance 1e-4] [--out results.json]
 
@@ -27,8 +28,7 @@ def main() -> int:
     parser.add_argument("--out", help="also write the results to this JSON file")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    images, indices = load_eval_images("mnist")
-    images, indices = images[:1000], indices[:1000]
+    data = {}  # dataset -> its first 1,000 evaluation images and their indices, read once
     entries = registry()
     unknown = sorted(set(args.models or ()) - set(entries))
     if unknown:
@@ -41,8 +41,12 @@ def main() -> int:
         recorded = entry.get("psnr40_first1000_fp16" if entry.get("half") else "psnr40_first1000_fp32")
         if entry.get("family") != "image" or recorded is None:
             continue
+        dataset = entry.get("dataset", "mnist")  # each model on the data it was trained and registered on
+        if dataset not in data:
+            images, indices = load_eval_images(dataset)
+            data[dataset] = images[:1000], indices[:1000]
         start = time.time()
-        res = evaluate(load_pretrained(name), images, indices, ratios=(0.4,), nll_samples=0, progress=False)
+        res = evaluate(load_pretrained(name), *data[dataset], ratios=(0.4,), nll_samples=0, progress=False)
         psnr = res["ratios"]["0.4"]["psnr_whole"]
         results[name] = {"psnr40": psnr, "registry": recorded, "diff_dB": psnr - recorded,
                          "seconds": round(time.time() - start, 1)}
