@@ -41,7 +41,7 @@ PAPER_TABLE1: dict[str, dict[str, tuple[float, float, float]]] = {
 LABELS = {
     "vae": "VAE", "np": "NP", "anp": "ANP", "cnp": "CNP", "ifnp": "IFNP", "ifanp-lpa": "IFANP(LPA)",
     "ifanp-se": "IFANP(SENet)", "ifanp-gca": "IFANP(GCA)", "ifanp": "IFANP", "ifanp-plus": "IFANP+ (ours)",
-    **bl.LABELS,
+    "ifanp-fast": "IFANP-fast (ours)", **bl.LABELS,
 }
 
 #: The rows of the reproduction, in the paper's order, then ours.

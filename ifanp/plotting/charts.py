@@ -212,7 +212,7 @@ def plot_psnr_vs_cpu(evals: Mapping[str, Sequence[Mapping[str, float]]], levels:
         log_x = bool(xs) and max(xs) > 10 * min(xs)
     if log_x:
         ax.set_xscale("log")
-    ax.set_xlabel("training CPU minutes (one torch thread)" + (", log scale" if log_x else ""))
+    ax.set_xlabel("training CPU minutes (all threads of the training process)" + (", log scale" if log_x else ""))
     ax.set_ylabel("PSNR at 40 % context (dB)")
     ax.grid(True, alpha=0.3)
     if any(line.get_label()[:1] != "_" for line in ax.lines):
