@@ -23,6 +23,7 @@ from html import escape
 from typing import Any
 
 from .analysis import first_pass, head_to_head_winner, settled_pass, value_at
+from .baselines import BASELINES
 from .reproduce import LABELS, PAPER_TABLE1, seed_spread
 
 METRIC_NAMES = {
@@ -358,6 +359,24 @@ def resolution_evidence(curves: Mapping[str, Any]) -> str:
         text += (f" Full resolution moves IFANP by {gain:+.2f} dB but not up to IFANP(GCA) at 14x14, so the 14x14 "
                  "resolution does not explain the gap at this step; IFANP(GCA) at 28x28 is not run yet.")
     return text + " The runs stop early for the CPU's sake; later steps may differ."
+
+
+def rules_summary(table: Mapping[str, Any], metric: str = "psnr_whole") -> str:
+    """One generated line per ratio: the best rule without learning of ``table`` (rows of
+    :data:`ifanp.baselines.BASELINES`) and the trained models that it beats on ``metric``; "" without rule rows."""
+    rows = table["rows"]
+    rules = [r for r in rows if r["model"] in BASELINES]
+    learned = [r for r in rows if r["model"] not in BASELINES]
+    if not rules or not learned:
+        return ""
+    lines = []
+    for ratio in rows[0]["ratios"]:
+        best = max(rules, key=lambda r: r["ratios"][ratio][metric])
+        value = best["ratios"][ratio][metric]
+        below = [r["label"] for r in learned if r["ratios"][ratio][metric] < value]
+        lines.append(f"- {percent(ratio)}: the best rule without learning, {best['label']} ({value:.2f} dB), is ahead of "
+                     + (", ".join(below) if below else "none of the trained models") + ".")
+    return "\n".join(lines)
 
 
 def checks_summary(checks: Sequence[Mapping[str, Any]]) -> str:

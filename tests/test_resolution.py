@@ -50,3 +50,15 @@ def test_every_explanation_of_the_claims_table_says_how_sure_it_is():
             if outcome in ("mixed_steeper", "mixed_flatter"):  # continue the "mixed" sentence, measured
                 continue
             assert text.startswith(reporting.EXPLANATION_TAGS), (key, outcome)
+
+
+def test_rules_summary_names_the_trained_models_below_the_best_rule():
+    def row(model, label, values):
+        return {"model": model, "label": label,
+                "ratios": {r: {"psnr_whole": v} for r, v in zip(("0.2", "0.4"), values)}}
+    table = {"rows": [row("baseline-mean", "mean image", (11.0, 11.0)), row("baseline-gp", "GP", (16.0, 21.0)),
+                      row("ifnp", "IFNP", (12.0, 13.0)), row("ifanp", "IFANP", (17.0, 19.8))]}
+    lines = reporting.rules_summary(table).splitlines()
+    assert lines[0] == "- 20 %: the best rule without learning, GP (16.00 dB), is ahead of IFNP."
+    assert lines[1] == "- 40 %: the best rule without learning, GP (21.00 dB), is ahead of IFNP, IFANP."
+    assert reporting.rules_summary({"rows": table["rows"][2:]}) == ""  # no rule rows, no line

@@ -9,3 +9,4 @@ NLL_IMAGES = profile_value(smoke=8, default=50, full=1000)  # of those, images f
 N_CHECK = profile_value(smoke=8, default=200, full=1000)  # images for the from-scratch PSNR check
 TRAIN_STEPS = profile_value(smoke=5, default=3000, full=30000)  # steps per model, only when TRAIN
 N_H2H = profile_value(smoke=8, default=200, full=1000)  # images for "Why not a VAE?" (calibration, masks, cost)
+N_GP = profile_value(smoke=4, default=200, full=1000)  # images for the GP rows (a GP solve per image and ratio)
