@@ -173,7 +173,7 @@ def fit_temperature(model: Any, images: Tensor, masks: Tensor, taus: tuple[float
     |coverage(p) - p| over ``levels``. Returns tau and each candidate's gaps."""
     if images.dtype != torch.uint8:
         raise ValueError("fit_temperature takes uint8 images (the discrete PIT needs the 8-bit values).")
-    taus = taus or tuple(round(0.6 + 0.05 * i, 2) for i in range(19))  # 0.60 .. 1.50
+    taus = taus or tuple(round(0.3 + 0.05 * i, 2) for i in range(25))  # 0.30 .. 1.50
     gaps = {}
     for tau in taus:
         cov = coverage(model_pit(model, images, masks, samples=samples, tau=tau)["discrete"], levels)

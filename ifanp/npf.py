@@ -213,7 +213,9 @@ def evaluate_npf(
         # the mean over the first n images: what a quick recomputation (the book's default build) checks against
         "ll_per_image_first": {str(k): float(ll[:k].mean()) for k in (16, 100, 500, 1000) if k <= len(ll)},
         "ll_is_per_image": float(per_image["ll_is"].mean()) if "ll_is" in per_image else None,
-        "estimate": f"Monte-Carlo mixture over K={samples} z ~ q(z|context)" if model.latent else "exact (Gaussian)",
+        "estimate": (f"Monte-Carlo mixture over K={samples} z ~ q(z|context)" if model.latent else
+                     f"exact (mixture of {model.cfg['components']} Gaussians per pixel)"
+                     if getattr(model, "cfg", {}).get("components", 1) > 1 else "exact (Gaussian)"),
         "samples": samples if model.latent else None,
         "protocol": {"context": f"uniform count in 0..floor({NPF_MAX_CONTEXT} n) per image, seed {seed}",
                      "targets": "all pixels", "min_std": NPF_MIN_STD, "pixels": "[0, 1]"},

@@ -209,7 +209,7 @@ def test_record_writes_the_whole_split_number_and_the_temperature_into_the_entry
     entry = json.loads((tmp_path / "registry.json").read_text())["mnist32-tiny"]
     assert entry["command"] == "test" and entry["npf_test"]["images"] == 30
     assert math.isclose(entry["npf_test"]["ll_per_image"], npf.evaluate_npf(model, data["test"])["ll_per_image"], rel_tol=1e-5)
-    assert entry["temperature"]["images"] == 10 and 0.6 <= entry["temperature"]["tau"] <= 1.5
+    assert entry["temperature"]["images"] == 10 and 0.3 <= entry["temperature"]["tau"] <= 1.5
     assert out["npf_test"] == entry["npf_test"]
     with pytest.raises(ValueError, match="not in the registry"):
         npf.record("mnist32-absent", model=model, calib_images=10)
