@@ -15,4 +15,4 @@ TRAIN_STEPS = profile_value(smoke=5, default=6000, full=30000)  # only used when
 N_NPF = profile_value(smoke=16, default=1000, full=10000)  # 32x32 test images recomputed (the whole split: registry)
 N_NPF_LATENT = profile_value(smoke=4, default=100, full=10000)  # test images of the 28x28 latent models there
 NPF_SAMPLES = profile_value(smoke=4, default=32, full=32)  # z draws of their Monte-Carlo log-likelihood
-N_CALIB = profile_value(smoke=4, default=100, full=2000)  # images per model for interval coverage
+N_CALIB = profile_value(smoke=4, default=500, full=2000)  # images per model for interval coverage
