@@ -228,7 +228,8 @@ def evaluate_npf(
 def ll_breakdown(model: ImageModel, images: Tensor, seed: int = NPF_SEED, batch_size: int = 100) -> dict[str, Any]:
     """Where a deterministic model's NPF log-likelihood comes from: per image, the pixels, nats and share at
     the floor of the context pixels (split by black / stroke), the black target pixels and the stroke target
-    pixels, and the nats each group loses against the cap log N(0 | 0, 0.01^2) per pixel."""
+    pixels, and the nats each group loses against the cap log N(0 | 0, 0.01^2) per pixel ("std at the floor":
+    the predictive std, for a mixture its moment-matched std, below 1.05 x 0.01)."""
     if model.latent:
         raise ValueError("ll_breakdown takes deterministic models (the per-pixel predictive is then exact).")
     model.eval()
