@@ -356,8 +356,9 @@ def resolution_evidence(curves: Mapping[str, Any]) -> str:
         text += (f" Full resolution moves IFANP by {gain:+.2f} dB and past IFANP(GCA) at 14x14, which supports the "
                  "hypothesis; IFANP(GCA) at 28x28 (not run yet) would make it a clean test.")
     else:
-        text += (f" Full resolution moves IFANP by {gain:+.2f} dB but not up to IFANP(GCA) at 14x14, so the 14x14 "
-                 "resolution does not explain the gap at this step; IFANP(GCA) at 28x28 is not run yet.")
+        text += (f" At this step full resolution puts IFANP {abs(gain):.2f} dB {'above' if gain > 0 else 'below'} its "
+                 "14x14 runs and still below IFANP(GCA) at 14x14, so the 14x14 resolution does not explain the gap "
+                 "at this step; IFANP(GCA) at 28x28 is not run yet.")
     return text + " The runs stop early for the CPU's sake; later steps may differ."
 
 

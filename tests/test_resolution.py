@@ -37,7 +37,7 @@ def _curves(full, half, gca_half, gca_full=None, step=1000):
 def test_evidence_reports_the_numbers_at_the_compared_step_and_the_right_verdict():
     text = reporting.resolution_evidence(_curves(17.0, [16.0, 16.5, 17.5], 18.0))
     assert text.startswith("Measured") and "17.00 dB" in text and "16.67 dB ± 0.76 dB over 3 seeds" in text
-    assert "not up to IFANP(GCA) at 14x14" in text and "+0.33 dB" in text
+    assert "0.33 dB above its 14x14 runs and still below IFANP(GCA)" in text
     assert "supports the hypothesis" in reporting.resolution_evidence(_curves(18.5, [16.0, 16.5], 18.0))
     both = reporting.resolution_evidence(_curves(18.5, [16.0], 18.0, gca_full=19.0))
     assert "still does not help" in both and "-0.50 dB" in both and "against the hypothesis" in both

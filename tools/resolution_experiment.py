@@ -12,8 +12,9 @@ stop after ``--until`` steps (``--stop-after``, with a checkpoint) and can be co
     IFANP_THREADS=1 python tools/resolution_experiment.py train [--models ifanp ifanp-gca] [--until 1000]
     python tools/resolution_experiment.py collect      # -> ifanp/experiments/mnist-resolution.json
 
-``collect`` reads the runs' logs and the shipped runs' logs (registry ``evals``) and writes one JSON file
-that the experiments chapter reads (:func:`ifanp.reporting.resolution_evidence`).
+``collect`` reads the runs' logs and the shipped runs' logs (registry ``evals``, up to the longest run's last
+step) and writes one JSON file that the experiments chapter reads (:func:`ifanp.reporting.resolution_evidence`
+compares the runs at the last step that every full-resolution run has reached).
 """
 from __future__ import annotations
 
@@ -61,34 +62,37 @@ def _evals(rows, until: int) -> list[dict]:
             and r.get("psnr40") is not None and r["step"] <= until]
 
 
-def collect(until: int) -> int:
+def collect() -> int:
     reg = registry()
-    runs = []
+    full = []
     for model in MODELS:
         folder = RUNS / f"{model}-down1-s0"
-        if (folder / "log.jsonl").is_file():
-            evals = _evals(read_log(folder), until)
-            if evals:
-                runs.append({"model": model, "down": 1, "seed": 0, "source": str(folder),
-                             "command": "python -m ifanp train " + shlex.join(train_args(model, until)), "evals": evals})
-        for seed in (0, 1, 2):
-            name = pretrained_name(model, "mnist", seed)
-            if name in reg:
-                runs.append({"model": model, "down": 2, "seed": seed, "source": name,
-                             "command": reg[name].get("command", "?"), "evals": _evals(reg[name].get("evals", []), until)})
-    full = [r for r in runs if r["down"] == 1]
+        evals = _evals(read_log(folder), 10**9)
+        if evals:
+            last = max(e["step"] for e in evals)
+            full.append({"model": model, "down": 1, "seed": 0, "source": str(folder),
+                         "command": "python -m ifanp train " + shlex.join(train_args(model, last)), "evals": evals})
     if not full:
         print(f"resolution_experiment: no full-resolution run under {RUNS}/ yet; run `train` first", file=sys.stderr)
         return 1
-    step = min(max(e["step"] for e in r["evals"]) for r in full)
+    step = min(max(e["step"] for e in r["evals"]) for r in full)  # every full-resolution run has this step
+    longest = max(max(e["step"] for e in r["evals"]) for r in full)
+    shipped = []
+    for model in MODELS:
+        for seed in (0, 1, 2):
+            name = pretrained_name(model, "mnist", seed)
+            if name in reg:
+                shipped.append({"model": model, "down": 2, "seed": seed, "source": name,
+                                "command": reg[name].get("command", "?"),
+                                "evals": _evals(reg[name].get("evals", []), longest)})
     data = {"what": "held-out whole-image PSNR at 40 % context, first 1,000 evaluation images, by training step; "
                     "down=1: every map at 28x28, down=2: the shipped 14x14",
-            "command": "IFANP_THREADS=1 python tools/resolution_experiment.py train --until "
-                       f"{until} && python tools/resolution_experiment.py collect --until {until}",
-            "compare_step": step, "runs": runs}
+            "command": "IFANP_THREADS=1 python tools/resolution_experiment.py train --models MODEL --until STEP "
+                       "(each run's own command below) && python tools/resolution_experiment.py collect",
+            "compare_step": step, "runs": full + shipped}
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(data, indent=1) + "\n")
-    print(f"wrote {OUT}: {len(runs)} runs, compared at step {step}")
+    print(f"wrote {OUT}: {len(full)} full-resolution and {len(shipped)} shipped runs, compared at step {step}")
     return 0
 
 
@@ -98,10 +102,9 @@ def main() -> int:
     t = sub.add_parser("train", help="train (or continue) the full-resolution runs")
     t.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
     t.add_argument("--until", type=int, default=1000, help="stop after this step of the 3,000-step schedule")
-    c = sub.add_parser("collect", help="write ifanp/experiments/mnist-resolution.json")
-    c.add_argument("--until", type=int, default=1000)
+    sub.add_parser("collect", help="write ifanp/experiments/mnist-resolution.json")
     args = p.parse_args()
-    return train(args.models, args.until) if args.cmd == "train" else collect(args.until)
+    return train(args.models, args.until) if args.cmd == "train" else collect()
 
 
 if __name__ == "__main__":
