@@ -659,11 +659,13 @@ def calibration_summary(ks: Sequence[float], observed: Mapping[str, Sequence[flo
     return " ".join(out) or "No model is installed: nothing to calibrate."
 
 
-def transfer_summary(cmp: Mapping[str, Any], ref_name: str = "MNIST", other_name: str = "Fashion-MNIST") -> str:
+def transfer_summary(cmp: Mapping[str, Any], ref_name: str = "MNIST", other_name: str = "Fashion-MNIST",
+                     budgets: Mapping[str, tuple[int | None, int | None]] | None = None) -> str:
     """What :func:`ifanp.transfer.compare_orders` found, as Markdown: whether the shared models keep their
     order at every ratio (else which pairs swap, by how much), which model is best on each dataset, how far
     the second dataset's numbers lie from the first's, and the margin of the best trained model over the
-    best rule without learning on each."""
+    best rule without learning on each. ``budgets`` (:func:`ifanp.transfer.budget_differences`): the models
+    trained for a different number of steps on the two datasets, named so that their moves are read as such."""
     models, rs = cmp["models"], cmp["ratios"]
     if len(models) < 2 or not rs:
         return f"Fewer than two models have a row in both the {ref_name} and the {other_name} table."
@@ -703,4 +705,11 @@ def transfer_summary(cmp: Mapping[str, Any], ref_name: str = "MNIST", other_name
             return " / ".join(f"{v:+.2f}" for v in margins[t].values())
         out.append(f"The best trained model minus the best rule without learning, at {' / '.join(map(percent, rs))}: "
                    f"{side('ref')} dB on {ref_name}, {side('other')} dB on {other_name}.")
+    if budgets:
+        def n(v):
+            return "?" if v is None else f"{v:,}"
+        which = "; ".join(f"{model_label(m)}: {n(a)} steps on {ref_name}, {n(b)} on {other_name}"
+                          for m, (a, b) in budgets.items())
+        out.append(f"Not a like-for-like comparison for the models trained for different budgets ({which}): "
+                   "their moves may come from the budget, not from the data.")
     return " ".join(out)

@@ -6,7 +6,8 @@ reproduce`` (``results/<dataset>/table.json``), compared model by model.
 * :func:`psnr_rows` gives each model's metric per context ratio;
 * :func:`compare_orders` compares the order of the models shared by two tables at every ratio: the pairs
   that swap, Kendall's tau, the best model of each table, how much lower or higher the second table's
-  numbers are, and the margin of the best trained model over the best rule without learning.
+  numbers are, and the margin of the best trained model over the best rule without learning;
+* :func:`budget_differences` names the models trained for a different number of steps in the two tables.
 
 The sentences that report the comparison are written by :func:`ifanp.reporting.transfer_summary`.
 """
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .baselines import BASELINES
+from .pretrained import registry
 
 #: The repository's results folder (present in a checkout, not in an installed wheel).
 RESULTS_DIR = Path(__file__).resolve().parents[1] / "results"
@@ -116,3 +118,17 @@ def compare_orders(ref: Mapping[str, Any], other: Mapping[str, Any], metric: str
         "learned_margin": {"ref": {r: margin(a, k) for k, r in enumerate(rs)},
                            "other": {r: margin(b, k) for k, r in enumerate(rs)}},
     }
+
+
+def budget_differences(ref: Mapping[str, Any], other: Mapping[str, Any],
+                       reg: Mapping[str, Any] | None = None) -> dict[str, tuple[int | None, int | None]]:
+    """The trained models of both tables whose training steps differ: model -> (steps in ``ref``, steps in
+    ``other``), read from the registry entry each row was evaluated from (its ``source``)."""
+    reg = registry() if reg is None else reg
+
+    def steps(table):
+        return {row["model"]: reg.get(str(row.get("source")), {}).get("steps") for row in table["rows"]
+                if not is_rule(row["model"])}
+
+    a, b = steps(ref), steps(other)
+    return {m: (a[m], b[m]) for m in a if m in b and a[m] != b[m]}

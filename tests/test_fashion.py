@@ -240,3 +240,20 @@ def test_panels_draw_one_line_per_model_on_a_shared_axis():
     assert len(left.get_lines()) == 2 and len(right.get_lines()) == 1
     assert left.get_shared_y_axes().joined(left, right)
     assert list(right.get_lines()[0].get_ydata()) == [0, 1, 2]
+
+
+def test_budget_differences_are_named_in_the_summary():
+    from ifanp import reporting, transfer
+
+    ref = _table("mnist", {"ifanp-plus": [21, 25, 28], "ifanp": [17, 20, 21], "baseline-gp": [18, 21, 24]})
+    other = _table("fashion-mnist", {"ifanp-plus": [16, 24, 27], "ifanp": [16, 19, 20], "baseline-gp": [15, 20, 23]})
+    for table, prefix in ((ref, "mnist"), (other, "fashion-mnist")):
+        for row in table["rows"]:
+            row["source"] = f"{prefix}-{row['model']}" if not transfer.is_rule(row["model"]) else "fitted"
+    reg = {"mnist-ifanp-plus": {"steps": 12000}, "fashion-mnist-ifanp-plus": {"steps": 600},
+           "mnist-ifanp": {"steps": 3000}, "fashion-mnist-ifanp": {"steps": 3000}}
+    budgets = transfer.budget_differences(ref, other, reg)
+    assert budgets == {"ifanp-plus": (12000, 600)}  # the same budget (IFANP) and the rules are not named
+    text = reporting.transfer_summary(transfer.compare_orders(ref, other), budgets=budgets)
+    assert "IFANP+ (ours): 12,000 steps on MNIST, 600 on Fashion-MNIST" in text and "like-for-like" in text
+    assert "like-for-like" not in reporting.transfer_summary(transfer.compare_orders(ref, other))
