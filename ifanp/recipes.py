@@ -96,7 +96,7 @@ RECIPES: tuple[Recipe, ...] = (
     # one session on the 2-core CPU beside the other runs (MNIST's trains 12,000 steps; stated beside its numbers).
     Recipe("fashion-ifanp-gca-s0", "ifanp-gca", 0, 3000, dataset="fashion-mnist"),
     Recipe("fashion-ifanp-s0", "ifanp", 0, 3000, dataset="fashion-mnist"),
-    Recipe("fashion-ifanp-plus-600-s0", "ifanp-plus", 0, 600, {"eval_every": 200}, dataset="fashion-mnist"),
+    Recipe("fashion-ifanp-plus-1500-s0", "ifanp-plus", 0, 1500, dataset="fashion-mnist"),
 )
 
 
