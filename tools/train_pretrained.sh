@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# How the shipped MNIST weights were made: every run of the table ifanp.recipes.RECIPES (model, seed, steps,
+# How the shipped MNIST and Fashion-MNIST weights were made (the Fashion runs need its data: apt-get install
+# dataset-fashion-mnist, or the internet): every run of the table ifanp.recipes.RECIPES (model, seed, steps,
 # options; `python -m ifanp.recipes` lists them) trained with `python -m ifanp train` on the 2-core CPU, one
 # torch thread per run, two runs at a time, then copied into the package with `python -m ifanp export`
 # (which records the command, wall and CPU time, and the training log in ifanp/weights/registry.json).
