@@ -62,3 +62,18 @@ def test_rules_summary_names_the_trained_models_below_the_best_rule():
     assert lines[0] == "- 20 %: the best rule without learning, GP (16.00 dB), is ahead of IFNP."
     assert lines[1] == "- 40 %: the best rule without learning, GP (21.00 dB), is ahead of IFNP, IFANP."
     assert reporting.rules_summary({"rows": table["rows"][2:]}) == ""  # no rule rows, no line
+
+
+def test_collect_keeps_a_recorded_run_whose_folder_is_gone(tmp_path, monkeypatch):
+    tool = _tool()
+    out = tmp_path / "mnist-resolution.json"
+    old = {"model": "ifanp", "down": 1, "seed": 0, "source": "runs/resolution/ifanp-down1-s0", "command": "c",
+           "evals": [{"step": 250, "psnr40": 11.9, "cpu_s": 500.0}, {"step": 500, "psnr40": 12.4, "cpu_s": 1000.0}]}
+    out.write_text(__import__("json").dumps({"runs": [old]}))
+    monkeypatch.setattr(tool, "OUT", out)
+    monkeypatch.setattr(tool, "RUNS", tmp_path / "runs")  # no run folders here
+    assert tool.collect() == 0
+    data = __import__("json").loads(out.read_text())
+    full = [r for r in data["runs"] if r["down"] == 1]
+    assert full == [old] and data["compare_step"] == 500
+    assert any(r["down"] == 2 for r in data["runs"])  # the shipped 14x14 runs, read from the registry

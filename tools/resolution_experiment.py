@@ -64,11 +64,19 @@ def _evals(rows, until: int) -> list[dict]:
 
 def collect() -> int:
     reg = registry()
+    # A run folder of an earlier session may be gone (runs/ is not committed): keep its recorded result then,
+    # unless the folder here has got at least as far.
+    recorded = {r["model"]: r for r in (json.loads(OUT.read_text())["runs"] if OUT.is_file() else [])
+                if r.get("down") == 1}
     full = []
     for model in MODELS:
         folder = RUNS / f"{model}-down1-s0"
-        evals = _evals(read_log(folder), 10**9)
-        if evals:
+        evals = _evals(read_log(folder), 10**9) if folder.is_dir() else []
+        old = recorded.get(model)
+        if old and (not evals or max(e["step"] for e in evals) < max(e["step"] for e in old["evals"])):
+            print(f"{model}: keeping the recorded full-resolution run (to step {max(e['step'] for e in old['evals'])})")
+            full.append(old)
+        elif evals:
             last = max(e["step"] for e in evals)
             full.append({"model": model, "down": 1, "seed": 0, "source": str(folder),
                          "command": "python -m ifanp train " + shlex.join(train_args(model, last)), "evals": evals})
