@@ -5,9 +5,9 @@ LPA's two 3x3 poolings reach 7x7 cells, half the image. The hypothesis (experime
 full IFANP falls below IFANP(GCA). The test: train the shipped recipe again with only ``--set down=1``
 (every map at 28x28, the paper's resolution) and compare the held-out PSNR at 40 % context (the first 1,000
 evaluation images, every 250 steps, as every shipped run logs it) with the shipped 14x14 runs at the same
-step of the same 3,000-step schedule. Full resolution costs about six times the CPU per step, so the runs
-stop after ``--until`` steps (``--stop-after``, with a checkpoint) and can be continued later with a larger
-``--until``:
+step of the same 3,000-step schedule. Full resolution costs several times the CPU per step (four times the
+pixels in every map after the stem), so the runs stop after ``--until`` steps (``--stop-after``, with a
+checkpoint) and can be continued later with a larger ``--until``:
 
     IFANP_THREADS=1 python tools/resolution_experiment.py train [--models ifanp ifanp-gca] [--until 1000]
     python tools/resolution_experiment.py collect      # -> ifanp/experiments/mnist-resolution.json
