@@ -1,5 +1,6 @@
 """The full-resolution experiment: the recipe it runs and the sentence the claims table adds."""
 import importlib.util
+import json
 from pathlib import Path
 
 from ifanp import reporting
@@ -69,11 +70,11 @@ def test_collect_keeps_a_recorded_run_whose_folder_is_gone(tmp_path, monkeypatch
     out = tmp_path / "mnist-resolution.json"
     old = {"model": "ifanp", "down": 1, "seed": 0, "source": "runs/resolution/ifanp-down1-s0", "command": "c",
            "evals": [{"step": 250, "psnr40": 11.9, "cpu_s": 500.0}, {"step": 500, "psnr40": 12.4, "cpu_s": 1000.0}]}
-    out.write_text(__import__("json").dumps({"runs": [old]}))
+    out.write_text(json.dumps({"runs": [old]}))
     monkeypatch.setattr(tool, "OUT", out)
     monkeypatch.setattr(tool, "RUNS", tmp_path / "runs")  # no run folders here
     assert tool.collect() == 0
-    data = __import__("json").loads(out.read_text())
+    data = json.loads(out.read_text())
     full = [r for r in data["runs"] if r["down"] == 1]
     assert full == [old] and data["compare_step"] == 500
     assert any(r["down"] == 2 for r in data["runs"])  # the shipped 14x14 runs, read from the registry

@@ -62,6 +62,10 @@ def _evals(rows, until: int) -> list[dict]:
             and r.get("psnr40") is not None and r["step"] <= until]
 
 
+def _last_step(evals: list[dict]) -> int:
+    return max((e["step"] for e in evals), default=0)
+
+
 def collect() -> int:
     reg = registry()
     # A run folder of an earlier session may be gone (runs/ is not committed): keep its recorded result then,
@@ -71,20 +75,19 @@ def collect() -> int:
     full = []
     for model in MODELS:
         folder = RUNS / f"{model}-down1-s0"
-        evals = _evals(read_log(folder), 10**9) if folder.is_dir() else []
+        evals = _evals(read_log(folder), 10**9)
         old = recorded.get(model)
-        if old and (not evals or max(e["step"] for e in evals) < max(e["step"] for e in old["evals"])):
-            print(f"{model}: keeping the recorded full-resolution run (to step {max(e['step'] for e in old['evals'])})")
+        if old and _last_step(evals) < _last_step(old["evals"]):
+            print(f"{model}: keeping the recorded full-resolution run (to step {_last_step(old['evals'])})")
             full.append(old)
         elif evals:
-            last = max(e["step"] for e in evals)
-            full.append({"model": model, "down": 1, "seed": 0, "source": str(folder),
-                         "command": "python -m ifanp train " + shlex.join(train_args(model, last)), "evals": evals})
+            full.append({"model": model, "down": 1, "seed": 0, "source": str(folder), "evals": evals,
+                         "command": "python -m ifanp train " + shlex.join(train_args(model, _last_step(evals)))})
     if not full:
         print(f"resolution_experiment: no full-resolution run under {RUNS}/ yet; run `train` first", file=sys.stderr)
         return 1
-    step = min(max(e["step"] for e in r["evals"]) for r in full)  # every full-resolution run has this step
-    longest = max(max(e["step"] for e in r["evals"]) for r in full)
+    step = min(_last_step(r["evals"]) for r in full)  # every full-resolution run has this step
+    longest = max(_last_step(r["evals"]) for r in full)
     shipped = []
     for model in MODELS:
         for seed in (0, 1, 2):
