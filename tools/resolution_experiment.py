@@ -81,8 +81,9 @@ def collect() -> int:
             print(f"{model}: keeping the recorded full-resolution run (to step {_last_step(old['evals'])})")
             full.append(old)
         elif evals:
-            full.append({"model": model, "down": 1, "seed": 0, "source": str(folder), "evals": evals,
-                         "command": "python -m ifanp train " + shlex.join(train_args(model, _last_step(evals)))})
+            command = "python -m ifanp train " + shlex.join(train_args(model, _last_step(evals)))
+            full.append({"model": model, "down": 1, "seed": 0, "source": str(folder), "command": command,
+                         "evals": evals})
     if not full:
         print(f"resolution_experiment: no full-resolution run under {RUNS}/ yet; run `train` first", file=sys.stderr)
         return 1
