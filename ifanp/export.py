@@ -57,6 +57,7 @@ def run_export(args) -> int:
         "wall_time_s": round(float(meta.get("elapsed_s", epochs[-1]["elapsed_s"] if epochs else math.nan)), 1),
         "cpu_time_s": round(float(meta.get("cpu_s", math.nan)), 1),
         "threads": cfg.get("threads"),
+        "machines": cfg.get("machines"),  # what it trained on (config.json; None for runs before it was recorded)
         "steps": int(meta.get("steps", cfg.get("total_steps", 0))),
         "dataset": cfg["dataset"],
         "seed": cfg["seed"],

@@ -2,7 +2,8 @@
 
 A run lives in one folder (``--out``):
 
-* ``config.json`` — everything needed to repeat the run exactly (model, overrides, data, optimiser, seed);
+* ``config.json`` — everything needed to repeat the run exactly (model, overrides, data, optimiser, seed),
+  and the machines it trained on (CPU model, cores, accelerator, torch version: :func:`machine_record`);
 * ``checkpoint.safetensors`` + ``checkpoint.json`` — model, optimiser and RNG state, the step, the
   schedule's length and the epoch's running totals, written at intervals, at the end, and when the run is
   interrupted (Ctrl-C / SIGTERM). Tensors go to safetensors and everything else to JSON: nothing is ever
@@ -35,6 +36,7 @@ import contextlib
 import json
 import math
 import os
+import platform
 import signal
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -341,6 +343,27 @@ def _previous_lengths(config_file: Path) -> list[dict[str, int]]:
         return []
 
 
+def machine_record(device: torch.device | str | None = None) -> dict[str, Any]:
+    """What a run trains on, for its ``config.json``: the CPU model, the number of cores, the accelerator
+    (None on a CPU) and the torch version (timings from two machines are not comparable without it)."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    dev = torch.device(device) if device is not None else torch.device("cpu")
+    accel = torch.cuda.get_device_name(dev) if dev.type == "cuda" and torch.cuda.is_available() else None
+    return {"cpu": cpu, "cores": os.cpu_count(), "accelerator": accel, "torch": torch.__version__}
+
+
+def _previous_machines(config_file: Path) -> list[dict[str, Any]]:
+    try:
+        return list(json.loads(config_file.read_text()).get("machines") or [])
+    except (OSError, ValueError, AttributeError, TypeError):
+        return []
+
+
 def _step_failed(err: Exception, step: int, model: torch.nn.Module, out: Path) -> TrainingError:
     """The one-line error for a training step that raised (the model or torch.distributions refused a value)."""
     first = str(err).strip().splitlines()[0].rstrip(":") if str(err).strip() else type(err).__name__
@@ -444,6 +467,13 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
         record = {**cfg.to_json(), "total_steps": total, "command": command_for(cfg)}
         if resumed_from:
             record["extended"] = resumed_from
+        # Every machine the run has trained on, in order (a resumed run keeps the earlier ones).
+        machines = _previous_machines(config_file) if state is not None else []
+        here = {"from_step": step, **machine_record(device)}
+        if not machines or {k: v for k, v in machines[-1].items() if k != "from_step"} != \
+                {k: v for k, v in here.items() if k != "from_step"}:
+            machines.append(here)
+        record["machines"] = machines
         write_text_atomic(config_file, json.dumps(record, indent=2) + "\n")
         # The log holds exactly the rows of the state we continue from (none for a new run): rows written
         # after the last checkpoint by a killed process are not repeated.

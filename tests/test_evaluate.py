@@ -76,6 +76,7 @@ def test_export_registers_verified_weights(tiny_run, tmp_path, monkeypatch, caps
     entry = pretrained.registry()["mnist-tiny"]
     assert entry["command"].startswith("python -m ifanp train --model ifanp") and entry["steps"] == 3
     assert entry["history"] and entry["sha256"] == pretrained.sha256_of(tmp_path / "weights" / entry["file"])
+    assert [m["from_step"] for m in entry["machines"]] == [0] and entry["machines"][0]["cpu"]  # what trained it
     model = pretrained.load_pretrained("mnist-tiny")
     x, m = torch.rand(2, 1, 28, 28), (torch.rand(2, 1, 28, 28) < 0.5).float()
     assert torch.isfinite(model.complete(x, m).mean).all()

@@ -77,6 +77,23 @@ def test_run_folder_holds_config_log_and_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "r")["step"] == 16
 
 
+def test_config_records_every_machine_the_run_trained_on(tmp_path, monkeypatch):
+    import ifanp.train as tr
+
+    out = tmp_path / "r"
+    train(_cfg(out, stop_after=2))
+    first = json.loads((out / "config.json").read_text())["machines"]
+    assert len(first) == 1 and first[0]["from_step"] == 0 and first[0]["cpu"] and first[0]["cores"] >= 1
+    assert first[0]["torch"] == torch.__version__ and first[0]["accelerator"] is None
+    train(_cfg(out, stop_after=4), resume=True)  # the same machine: nothing added
+    assert json.loads((out / "config.json").read_text())["machines"] == first
+    real = tr.machine_record
+    monkeypatch.setattr(tr, "machine_record", lambda device=None: {**real(device), "cpu": "Another CPU"})
+    train(_cfg(out), resume=True)  # resumed elsewhere: that machine and the step it took over from
+    machines = json.loads((out / "config.json").read_text())["machines"]
+    assert machines[0] == first[0] and machines[1]["cpu"] == "Another CPU" and machines[1]["from_step"] == 4
+
+
 def test_resume_with_another_configuration_is_a_clear_error(tmp_path):
     train(_cfg(tmp_path / "r", stop_after=2))
     with pytest.raises(TrainingError, match="another configuration.*lr"):
