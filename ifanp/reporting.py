@@ -198,21 +198,23 @@ CHECK_EXPLANATIONS: dict[str, dict[str, str]] = {
         "fails": "By construction: without GCA, our LPA variant's deterministic path is a masked global mean tiled "
                  "over the grid (SPEC 5.4 [I]), one more global vector beside z, which the latent path can already "
                  "carry. Hypothesis, untested here: LPA's local filling-in is averaged away by that pooling, so "
-                 "nothing forces a gain (Exercise 3 is the experiment); compare the gap with the seed spread below.",
+                 "nothing forces a gain (Exercise 3 is the experiment); the column \"ours\" says whether the gap "
+                 "survives every choice of seeds.",
     },
     "se_over_ifnp": {
         "holds": "By construction: SENet only rescales channels before the same global pooling as the LPA variant "
                  "(SPEC 5.4 [I]), so its gain, whatever its size, comes from a better global summary of the context.",
         "fails": "By construction: SENet rescales channels before the same global pooling as the LPA variant (SPEC "
                  "5.4 [I]). Hypothesis, untested here: the second global vector need not help a model whose latent "
-                 "path already summarises the context, and the difference may be within the seed spread.",
+                 "path already summarises the context; the column \"ours\" says whether the difference survives "
+                 "every choice of seeds.",
     },
     "lpa_se_tie": {
         "holds": "By construction: both modules are followed by the same global mean. Hypothesis, untested here: "
                  "the two variants are then nearly the same model, as the paper's close rows suggest (which may "
                  "even be swapped, SPEC 9.8).",
-        "fails": "Hypothesis, untested here: one of the two pooled variants trained to a clearly better optimum; "
-                 "with one seed each, part of the difference can be the seed (compare the IFNP seed spread).",
+        "fails": "Hypothesis, untested here: one of the two pooled variants trains to a clearly better optimum at "
+                 "our budget; the column \"ours\" says whether the gap survives every choice of seeds.",
     },
     "gca_over_local": {
         "holds": "By construction: GCA gives every target pixel its own weighted view of the context cells (SPEC "
@@ -292,11 +294,14 @@ def checks_html(checks: Sequence[Mapping[str, Any]], noise_db: float | None = No
                 evidence: Mapping[str, str] | None = None) -> str:
     """The checks of :func:`ifanp.reproduce.ablation_order_checks` as an HTML table: the claim, its verdict on
     the paper's numbers and on ours (with the numbers), and the explanation of our outcome. With ``noise_db``
-    (e.g. twice the largest seed sd), a check that holds by less than that is marked "within the seed noise".
+    (e.g. twice the largest seed sd), a check of single-seed models that holds by less than that is marked
+    "within the seed noise"; a check of models with several seeds says instead for how many combinations of
+    one seed per model it holds (within the seed noise when for some but not all).
     ``evidence``: check id -> a sentence of measurements (e.g. :func:`resolution_evidence`) added to its
     explanation."""
     body = []
     for c in checks:
+        seed_note = ""
         key = "abs" if c["id"].startswith("abs_") else c["id"]
         ours = _verdict(c["ours"])
         if c["ours"] is None:
@@ -312,13 +317,21 @@ def checks_html(checks: Sequence[Mapping[str, Any]], noise_db: float | None = No
                 trend = margins[-1] - margins[0]
                 shape = "mixed_steeper" if trend > 0 else "mixed_flatter" if trend < 0 else None
                 why = " ".join(t for t in (why, texts.get(shape, ""), texts.get("mixed_end", "")) if t)
-            if c["ours"] and noise_db is not None and c["margin"] is not None and c["margin"] < noise_db \
+            n, k = c.get("seed_combinations", 1), c.get("seed_holds")
+            if n > 1:  # decided on the seed means, then again for every choice of one seed per model
+                seeds = ", ".join(f"{model_label(m)} {v}" for m, v in c["seeds"].items())
+                seed_note = (f"{'holds' if k else 'fails'} for every one of the {n} combinations of one seed per "
+                             f"model" if k in (0, n) else
+                             f"within the seed noise: holds for {k} of the {n} combinations of one seed per model")
+                seed_note = f"the numbers are means over the seeds ({seeds}); {seed_note}"
+            elif c["ours"] and noise_db is not None and c["margin"] is not None and c["margin"] < noise_db \
                     and not key.startswith(("abs", "ifnp_flat", "lpa_se_tie")):
                 ours += f" (by {c['margin']:.2f} dB, within the seed noise of {noise_db:.2f} dB)"
             if evidence and c["id"] in evidence:
                 why = f"{why} {evidence[c['id']]}".strip()
         paper = _verdict(c["paper"]) + (f" ({c['paper_detail']})" if c["paper_detail"] else "")
-        body.append([c["claim"], paper, ours + (f" ({c['ours_detail']})" if c["ours_detail"] else ""), why])
+        ours += f" ({c['ours_detail']})" if c["ours_detail"] else ""
+        body.append([c["claim"], paper, ours + (f"; {seed_note}" if seed_note else ""), why])
     return table_html(["claim (at every ratio)", "paper's Table 1", "ours", "why"], body)
 
 
@@ -392,6 +405,14 @@ def checks_summary(checks: Sequence[Mapping[str, Any]]) -> str:
              f"{'holds' if len(held) == 1 else 'hold'} for our models"
              + (f", {len(failed)} {'fails' if len(failed) == 1 else 'fail'} ({'; '.join(failed)})" if failed else "")
              + (f" and {len(unknown)} cannot be checked because weights are missing" if unknown else "") + "."]
+    noisy = [c for c in order if c["ours"] is not None and c.get("seed_combinations", 1) > 1
+             and 0 < c["seed_holds"] < c["seed_combinations"]]
+    seeded = [c for c in order if c["ours"] is not None and c.get("seed_combinations", 1) > 1]
+    if seeded:
+        parts.append("Each is decided on the mean over the installed seeds; "
+                     + (f"{len(noisy)} of these {len(seeded)} verdicts change with the choice of one seed per model "
+                        f"and are within the seed noise ({'; '.join(c['claim'] for c in noisy)})." if noisy else
+                        f"none of these {len(seeded)} verdicts changes with the choice of one seed per model."))
     groups = {"at or above the paper's number at every ratio": [], "below it at every ratio": [],
               "above it at some ratios and below at others": []}
     for c in absolute:

@@ -196,6 +196,61 @@ def test_checks_table_explains_the_outcome_that_happened():
     assert same.count("IFANP(GCA)") >= 1
 
 
+def _seeded_table(values, seeds):
+    """A reproduce()-shaped table whose models in ``seeds`` have several seeds: {model: [psnr triples]}."""
+    table = _table(values)
+    for row in table["rows"]:
+        if row["model"] in seeds:
+            per = [_row(row["model"], v)["ratios"] for v in seeds[row["model"]]]
+            row.update(seeds=list(range(len(per))), per_seed={str(i): p for i, p in enumerate(per)}, ratios=per[0])
+    return table
+
+
+def test_checks_are_decided_on_the_seed_means_and_say_when_the_seeds_disagree():
+    p = PAPER_VALUES
+    # IFANP: seed 0 at the paper's row, seed 1 1 dB above, seed 2 1.5 dB below. The paper's IFANP beats its
+    # IFANP(GCA) by 0.75-1.10 dB; the mean (0.17 dB below the paper's row) still does, seed 2 does not.
+    ifanp = [p["ifanp"], tuple(v + 1.0 for v in p["ifanp"]), tuple(v - 1.5 for v in p["ifanp"])]
+    by_id = {c["id"]: c for c in ablation_order_checks(_seeded_table(p, {"ifanp": ifanp}))}
+    c = by_id["full_over_gca"]
+    means = [sum(s[i] for s in ifanp) / 3 for i in range(3)]
+    assert c["margins"] == pytest.approx([m - g for m, g in zip(means, p["ifanp-gca"])])  # means, not seed 0
+    assert c["ours"] is True and c["seeds"] == {"ifanp": 3, "ifanp-gca": 1}
+    assert (c["seed_holds"], c["seed_combinations"]) == (2, 3)
+    assert by_id["abs_ifanp"]["ours"] is False and by_id["abs_ifanp"]["seed_holds"] == 2  # seeds 0 and 1
+    assert by_id["lpa_over_ifnp"]["seed_combinations"] == 1  # single-seed models: one combination
+    html = reporting.checks_html(list(by_id.values()), noise_db=5.0)
+    assert "within the seed noise: holds for 2 of the 3 combinations of one seed per model" in html
+    assert "means over the seeds (IFANP 3, IFANP(GCA) 1)" in html
+    assert "within the seed noise of 5.00 dB" in html  # single-seed checks keep the sd-based mark
+    summary = reporting.checks_summary(list(by_id.values()))
+    assert "verdicts change with the choice of one seed per model" in summary and c["claim"] in summary
+    # every seed of IFANP above IFANP(GCA): decided, whichever seed is taken
+    ifanp = [p["ifanp"], tuple(v + 1.0 for v in p["ifanp"]), tuple(v + 0.5 for v in p["ifanp"])]
+    c = {c["id"]: c for c in ablation_order_checks(_seeded_table(p, {"ifanp": ifanp}))}["full_over_gca"]
+    assert (c["seed_holds"], c["seed_combinations"]) == (3, 3)
+    assert "holds for every one of the 3 combinations" in reporting.checks_html([c])
+
+
+def test_table_md_lists_the_checks_with_their_seed_combinations(tmp_path):
+    from ifanp.reproduce import write_outputs
+
+    p = PAPER_VALUES
+    ifanp = [p["ifanp"], tuple(v + 1.0 for v in p["ifanp"]), tuple(v - 1.5 for v in p["ifanp"])]
+    table = _seeded_table(p, {"ifanp": ifanp})
+    table["protocol_differences"] = ["one difference"]
+    write_outputs(table, tmp_path)
+    md = (tmp_path / "table.md").read_text()
+    section = md[md.index("## The paper's claims"):]
+    checks = ablation_order_checks(table)
+    assert section.count("\n| ") == len(checks) + 1  # the header and one row per check
+    row = next(line for line in section.splitlines() if line.startswith("| IFANP > IFANP(GCA)"))
+    assert row.endswith("| 2 of 3 (within the seed noise) |") and "| holds | holds (" in row
+    del table["rows"][0]  # a model of the ablation missing: no verdicts to write
+    write_outputs(table, tmp_path)
+    assert "## The paper's claims" not in (tmp_path / "table.md").read_text()
+
+
 def test_seed_spread_table_shows_mean_and_sd():
     table = _table({"ifnp": (12.0, 12.5, 13.0)})
     table["rows"][0]["seeds"] = [0, 1]
