@@ -71,7 +71,7 @@ class Recipe:
 
 #: Every run of tools/train_pretrained.sh, in the order it runs them. The same step budget for every model of
 #: the ablation table; our ifanp-plus trains longer (stated beside its numbers; checked every 500 steps and
-#: trained in parts with --resume); seeds 0-2 for IFNP and IFANP; the pixel-set ANP is slow on a CPU and only
+#: trained in parts with --resume); seeds 0-2 for every model of the ablation; the pixel-set ANP is slow on a CPU and only
 #: illustrates a chapter.
 RECIPES: tuple[Recipe, ...] = (
     Recipe("ifanp-plus-12k-s0", "ifanp-plus", 0, 12000, {"eval_every": 500}),
@@ -86,6 +86,12 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("ifanp-s1", "ifanp", 1, 3000),
     Recipe("ifnp-s2", "ifnp", 2, 3000),
     Recipe("ifanp-s2", "ifanp", 2, 3000),
+    Recipe("ifanp-gca-s1", "ifanp-gca", 1, 3000),
+    Recipe("ifanp-gca-s2", "ifanp-gca", 2, 3000),
+    Recipe("ifanp-lpa-s1", "ifanp-lpa", 1, 3000),
+    Recipe("ifanp-lpa-s2", "ifanp-lpa", 2, 3000),
+    Recipe("ifanp-se-s1", "ifanp-se", 1, 3000),
+    Recipe("ifanp-se-s2", "ifanp-se", 2, 3000),
     Recipe("anp-s0", "anp", 0, 1000),
     # Time to quality (issue 14): IFANP+ at half the widths and a quarter of the resolution inside, 16 images a
     # step at a high learning rate with a short warm-up, checked every 25 steps so that the first pass of the

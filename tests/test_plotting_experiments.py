@@ -135,10 +135,11 @@ def test_shipped_models_lists_present_and_missing_weights():
     reg = {"mnist-ifnp": {"steps": 1874, "cpu_time_s": 120.0, "wall_time_s": 240.0, "command": "cmd",
                           "history": [{"epoch": 2.0, "step": 1874}]}}
     rows = recipes.shipped_models(("ifnp", "ifanp-lpa"), reg=reg)
-    assert [r["name"] for r in rows] == ["mnist-ifnp", "mnist-ifnp-s1", "mnist-ifnp-s2", "mnist-ifanp-lpa"]
+    assert [r["name"] for r in rows] == ["mnist-ifnp", "mnist-ifnp-s1", "mnist-ifnp-s2", "mnist-ifanp-lpa",
+                                         "mnist-ifanp-lpa-s1", "mnist-ifanp-lpa-s2"]
     assert rows[0]["present"] and rows[0]["epochs"] == pytest.approx(2.0) and rows[0]["cpu_min"] == 2.0
     assert not rows[1]["present"] and rows[1]["command"] == recipes.train_command("ifnp", 1)
-    assert reporting.shipped_html(rows).count("missing") == 3
+    assert reporting.shipped_html(rows).count("missing") == 5
     lines = reporting.shipped_commands(rows).splitlines()
     assert lines[0] == "mnist-ifnp: cmd" and lines[3] == "mnist-ifanp-lpa: missing, train it with: " + \
         recipes.train_command("ifanp-lpa")
