@@ -24,7 +24,7 @@ from typing import Any
 
 from .analysis import first_pass, head_to_head_winner, settled_pass, value_at
 from .baselines import BASELINES
-from .reproduce import LABELS, PAPER_TABLE1, seed_spread
+from .reproduce import LABELS, PAPER_TABLE1, VERDICTS, seed_spread
 
 METRIC_NAMES = {
     "psnr_whole": "PSNR, whole image (dB)", "psnr_target": "PSNR, missing pixels only (dB)",
@@ -285,7 +285,7 @@ CHECK_EXPLANATIONS: dict[str, dict[str, str]] = {
 
 
 def _verdict(v: bool | None) -> str:
-    return {True: "holds", False: "fails", None: "—"}[v]
+    return VERDICTS[v]
 
 
 
@@ -405,9 +405,8 @@ def checks_summary(checks: Sequence[Mapping[str, Any]]) -> str:
              f"{'holds' if len(held) == 1 else 'hold'} for our models"
              + (f", {len(failed)} {'fails' if len(failed) == 1 else 'fail'} ({'; '.join(failed)})" if failed else "")
              + (f" and {len(unknown)} cannot be checked because weights are missing" if unknown else "") + "."]
-    noisy = [c for c in order if c["ours"] is not None and c.get("seed_combinations", 1) > 1
-             and 0 < c["seed_holds"] < c["seed_combinations"]]
     seeded = [c for c in order if c["ours"] is not None and c.get("seed_combinations", 1) > 1]
+    noisy = [c for c in seeded if 0 < c["seed_holds"] < c["seed_combinations"]]
     if seeded:
         parts.append("Each is decided on the mean over the installed seeds; "
                      + (f"{len(noisy)} of these {len(seeded)} verdicts change with the choice of one seed per model "

@@ -420,23 +420,24 @@ def ablation_order_checks(table: dict[str, Any], metric: str = "psnr_whole", tie
     return checks
 
 
+#: How a check's verdict is written (None: not checked).
+VERDICTS = {True: "holds", False: "fails", None: "—"}
+
+
 def checks_markdown(checks: list[dict[str, Any]]) -> str:
     """The checks of :func:`ablation_order_checks` as a markdown table: the claim, the verdict on the paper's
     Table 1 and on ours (decided on the seed means, with the numbers), and for how many combinations of one
     seed per model ours holds."""
-    def verdict(v):
-        return {True: "holds", False: "fails", None: "—"}[v]
-
     lines = ["| claim (at every ratio) | paper's Table 1 | ours (mean over the seeds) | seed combinations it holds for |",
              "|---|---|---|---|"]
     for c in checks:
-        ours = verdict(c["ours"]) + (f" ({c['ours_detail']})" if c["ours_detail"] else "")
+        ours = VERDICTS[c["ours"]] + (f" ({c['ours_detail']})" if c["ours_detail"] else "")
         if c["ours"] is None:
             ours += f": no weights for {', '.join(LABELS.get(m, m) for m in c['missing'])}"
         n = c.get("seed_combinations")
         combos = f"{c['seed_holds']} of {n}" + (" (within the seed noise)" if 0 < c["seed_holds"] < n else "") \
             if n else "—"
-        lines.append(f"| {c['claim']} | {verdict(c['paper'])} | {ours} | {combos} |")
+        lines.append(f"| {c['claim']} | {VERDICTS[c['paper']]} | {ours} | {combos} |")
     return "\n".join(lines) + "\n"
 
 

@@ -336,9 +336,10 @@ def _planned_steps(state: dict[str, Any], out: Path, default: int) -> int:
         return default
 
 
-def _previous_lengths(config_file: Path) -> list[dict[str, int]]:
+def _recorded_list(config_file: Path, key: str) -> list[dict[str, Any]]:
+    """The list under ``key`` in a run's config.json (``extended``, ``machines``; [] when there is none)."""
     try:
-        return list(json.loads(config_file.read_text()).get("extended") or [])
+        return list(json.loads(config_file.read_text()).get(key) or [])
     except (OSError, ValueError, AttributeError, TypeError):
         return []
 
@@ -355,13 +356,6 @@ def machine_record(device: torch.device | str | None = None) -> dict[str, Any]:
     dev = torch.device(device) if device is not None else torch.device("cpu")
     accel = torch.cuda.get_device_name(dev) if dev.type == "cuda" and torch.cuda.is_available() else None
     return {"cpu": cpu, "cores": os.cpu_count(), "accelerator": accel, "torch": torch.__version__}
-
-
-def _previous_machines(config_file: Path) -> list[dict[str, Any]]:
-    try:
-        return list(json.loads(config_file.read_text()).get("machines") or [])
-    except (OSError, ValueError, AttributeError, TypeError):
-        return []
 
 
 def _step_failed(err: Exception, step: int, model: torch.nn.Module, out: Path) -> TrainingError:
@@ -449,7 +443,7 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
                              f"would change the learning rate of the steps after {reached:,}, and no single command "
                              f"could repeat the run. Resume with --steps {planned:,}, or train a new run into another "
                              "--out (the constant schedule can be extended).")
-        resumed_from = _previous_lengths(config_file)
+        resumed_from = _recorded_list(config_file, "extended")
         if total != planned:  # constant schedule: the same weights as a run of `total` steps; say so in config.json
             resumed_from.append({"step": reached, "total_steps_before": planned})
         done_already = reached == total and (out / FINAL).is_file()
@@ -468,11 +462,10 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
         if resumed_from:
             record["extended"] = resumed_from
         # Every machine the run has trained on, in order (a resumed run keeps the earlier ones).
-        machines = _previous_machines(config_file) if state is not None else []
-        here = {"from_step": step, **machine_record(device)}
-        if not machines or {k: v for k, v in machines[-1].items() if k != "from_step"} != \
-                {k: v for k, v in here.items() if k != "from_step"}:
-            machines.append(here)
+        machines = _recorded_list(config_file, "machines") if state is not None else []
+        here = machine_record(device)
+        if not machines or {k: v for k, v in machines[-1].items() if k != "from_step"} != here:
+            machines.append({"from_step": step, **here})
         record["machines"] = machines
         write_text_atomic(config_file, json.dumps(record, indent=2) + "\n")
         # The log holds exactly the rows of the state we continue from (none for a new run): rows written
