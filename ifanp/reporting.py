@@ -5,7 +5,7 @@ evaluates a model or reads a file).
   :func:`comparison_html` (ours beside the paper), :func:`seed_spread_html`, :func:`metrics_html`,
   :func:`checks_html` (the paper's claims, each with the explanation of its outcome from
   :data:`CHECK_EXPLANATIONS`), :func:`goal_html`, :func:`time_to_quality_html`, :func:`structured_html`;
-* generated text: :func:`shipped_commands`, :func:`checks_summary`, :func:`goal_summary`,
+* generated text: :func:`shipped_commands`, :func:`checks_summary`, :func:`faithful_summary`, :func:`goal_summary`,
   :func:`time_to_quality_summary`, :func:`structured_summary`, :func:`calibration_summary`,
   :func:`decoder_sigma`, and :data:`PLUS_CHANGES` / :func:`explain_change` (what each option of ifanp-plus
   changes and why it should help);
@@ -28,7 +28,7 @@ from typing import Any
 from .analysis import first_pass, head_to_head_winner, settled_pass, value_at
 from .baselines import BASELINES
 from .explanations import CHECK_EXPLANATIONS, EXPLANATION_TAGS, PLUS_CHANGES  # noqa: F401 (re-exported)
-from .reproduce import LABELS, PAPER_TABLE1, VERDICTS, seed_spread
+from .reproduce import FAITHFUL, LABELS, PAPER_TABLE1, VERDICTS, seed_spread
 
 METRIC_NAMES = {
     "psnr_whole": "PSNR, whole image (dB)", "psnr_target": "PSNR, missing pixels only (dB)",
@@ -332,6 +332,32 @@ def checks_summary(checks: Sequence[Mapping[str, Any]]) -> str:
         parts.append("Against the paper's absolute numbers, " + "; ".join(said) + ".")
     return " ".join(parts)
 
+
+
+def faithful_summary(table: Mapping[str, Any], tolerance_db: float = 0.5) -> str:
+    """One generated line per faithful configuration of ``table`` (:data:`ifanp.reproduce.FAITHFUL`): its
+    whole-image PSNR (the mean over its seeds) beside the paper's row of the model it configures, and whether it
+    is at or above the paper's number minus ``tolerance_db`` at every ratio (issue 12's goal)."""
+    lines = []
+    for row in table["rows"]:
+        base = FAITHFUL.get(row["model"])
+        if base is None or base not in PAPER_TABLE1:
+            continue
+        ratios = list(row["ratios"])
+        spread = seed_spread(row)
+        ours = [spread[r]["mean"] for r in ratios]
+        paper = list(PAPER_TABLE1[base]["psnr"])[: len(ratios)]
+        gaps = [o - p for o, p in zip(ours, paper)]
+        seeds = len(row.get("seeds", [0]))
+        verdict = (f"at or above the paper's number minus {tolerance_db:g} dB at every ratio"
+                   if min(gaps) >= -tolerance_db else
+                   f"more than {tolerance_db:g} dB below the paper's number at "
+                   + ", ".join(percent(r) for r, g in zip(ratios, gaps) if g < -tolerance_db))
+        lines.append(f"- {row['label']} ({seeds} seed{'s' if seeds > 1 else ''}): "
+                     + " / ".join(f"{o:.2f}" for o in ours) + " dB against the paper's "
+                     + " / ".join(f"{p:.2f}" for p in paper) + f" at {' / '.join(percent(r) for r in ratios)}; "
+                     + verdict + ".")
+    return "\n".join(lines)
 
 
 # ---- "Beyond the paper" -------------------------------------------------------------------------------------

@@ -26,3 +26,12 @@ def test_different_budgets_are_listed_per_model_not_called_shared():
 def test_the_budget_line_comes_first_then_the_fixed_differences():
     lines = protocol_differences({"ifnp": [(3000, None)]})
     assert lines[0].startswith("Training budget:") and lines[1:] == PROTOCOL_DIFFERENCES
+
+
+def test_the_faithful_configurations_get_a_budget_line_of_their_own():
+    budgets = {"ifnp": [(3000, 3.2)], "ifanp": [(3000, 3.2)], "ifnp-full": [(3000, 0.8)],
+               "ifanp-full": [(3000, 0.8)]}
+    text = training_budget(budgets)
+    shared, faithful = text.split("the faithful configurations", 1)
+    assert "share one budget, 3,000 steps (3.2 epochs)" in shared and "faithful" not in shared
+    assert "IFNP faithful, IFANP faithful" in faithful and "0.8 epochs" in faithful and "3.2" not in faithful
