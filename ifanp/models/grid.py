@@ -340,8 +340,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # configurations): ConvEncoder1 reads the context's values and locations (positions), every map
     # stays at full resolution (down=1), Avgpool uses SPEC 4.2's local window (4x4 cells, then a strided
     # ConvEncoder3) and DeconvDecoder upsamples z by transposed convolutions. With SPEC 4.2's global pool and
-    # z tiled over the grid, the IFNP learned far more slowly (12.3 against 13.6 dB at 40 % after 250 steps;
-    # ifanp.recipes). "-full" keeps the CPU widths (c = d_z = d_k = 64); "-paper" has the SPEC's widths
+    # z tiled over the grid, the IFNP learned far more slowly (pilot runs with the recipe's options, recorded in
+    # results/faithful-pilots/pilots.json). "-full" keeps the CPU widths (c = d_z = d_k = 64); "-paper" has the SPEC's widths
     # (SPEC 4.3 and 8: c = d_z = d_k = 128, stem 64), for tools/train_paper_scale.py.
     **{f"{n}{tag}": {**p, "down": 1, "positions": True, "pool_window": 4, "z_decoder": "deconv", **widths}
        for n, p in (("ifnp", {}), ("ifanp-lpa", {"deterministic": True, "local": "lpa"}),
