@@ -334,6 +334,27 @@ def checks_summary(checks: Sequence[Mapping[str, Any]]) -> str:
 
 
 
+def faithful_evidence(table: Mapping[str, Any], ratio: str = "0.4") -> str:
+    """The measured sentence that the faithful rows add to the "LPA on top of GCA" check: IFANP faithful against
+    IFANP(GCA) faithful (every map at 28x28, their whole budget; means over their seeds) at ``ratio``; "" when
+    either row is missing."""
+    rows = {r["model"]: r for r in table["rows"]}
+    full, gca = rows.get("ifanp-full"), rows.get("ifanp-gca-full")
+    if full is None or gca is None or ratio not in full["ratios"]:
+        return ""
+    a, b = seed_spread(full)[ratio], seed_spread(gca)[ratio]
+
+    def seeds(s):
+        return f"{s['n']} seeds" if s["n"] > 1 else "1 seed"
+
+    helps = a["mean"] > b["mean"]
+    return (f"Measured on the faithful rows (every map at 28x28, their whole training budget): at {percent(ratio)} "
+            f"context {full['label']} reaches {a['mean']:.2f} dB ({seeds(a)}) and {gca['label']} {b['mean']:.2f} dB "
+            f"({seeds(b)}): at full resolution LPA on top of GCA {'helps' if helps else 'does not help'} "
+            f"({a['mean'] - b['mean']:+.2f} dB), which "
+            f"{'supports' if helps else 'speaks against'} the hypothesis that the 14x14 resolution is the cause.")
+
+
 def faithful_summary(table: Mapping[str, Any], tolerance_db: float = 0.5) -> str:
     """One generated line per faithful configuration of ``table`` (:data:`ifanp.reproduce.FAITHFUL`): its
     whole-image PSNR (the mean over its seeds) beside the paper's row of the model it configures, and whether it

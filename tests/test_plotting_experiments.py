@@ -521,3 +521,13 @@ def test_faithful_summary_follows_the_numbers():
     assert lines[0].startswith("- IFNP faithful (1 seed)") and "at or above the paper's number minus 0.5 dB" in lines[0]
     assert f"{near[0]:.2f} / {near[1]:.2f} / {near[2]:.2f} dB against the paper's 15.42 / 15.45 / 15.53" in lines[0]
     assert lines[1].endswith("more than 0.5 dB below the paper's number at 20 %.")
+
+
+def test_faithful_evidence_says_whether_lpa_helps_at_full_resolution():
+    from ifanp.reporting import faithful_evidence
+
+    below = faithful_evidence(_table({"ifanp-full": (18, 19, 20), "ifanp-gca-full": (19, 20.5, 21)}))
+    assert "does not help (-1.50 dB)" in below and "speaks against" in below and "1 seed" in below
+    above = faithful_evidence(_table({"ifanp-full": (19, 21, 22), "ifanp-gca-full": (19, 20.5, 21)}))
+    assert "LPA on top of GCA helps (+0.50 dB)" in above and "supports" in above
+    assert faithful_evidence(_table({"ifanp-full": (19, 21, 22)})) == ""
