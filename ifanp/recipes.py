@@ -107,8 +107,6 @@ RECIPES: tuple[Recipe, ...] = (
     # hour of one CPU thread (a step at 28x28 costs 3-8 times one at 14x14).
     *(Recipe(f"{m}-full-s0", f"{m}-full", 0, FAITHFUL_STEPS, FAITHFUL_OPTIONS)
       for m in ("ifanp", "ifanp-gca", "ifanp-lpa", "ifanp-se", "ifnp")),
-    # a second seed of the two faithful models whose order is the paper's main claim (IFANP above IFANP(GCA))
-    *(Recipe(f"{m}-full-s1", f"{m}-full", 1, FAITHFUL_STEPS, FAITHFUL_OPTIONS) for m in ("ifanp-gca", "ifanp")),
     # Fashion-MNIST (issue 14): IFANP(GCA) and IFANP with the MNIST recipes; our IFANP+ with the budget that fitted
     # one session on the 2-core CPU beside the other runs (MNIST's trains 12,000 steps; stated beside its numbers).
     Recipe("fashion-ifanp-gca-s0", "ifanp-gca", 0, 3000, dataset="fashion-mnist"),

@@ -241,6 +241,7 @@ def reproduce(
                          "seeds": [0], "per_seed": {"0": res["ratios"]}})
             continue
         refs = {}
+        have = set(available())  # read again per model: weights exported while the table is being made count
         if model in runs:
             refs[0] = runs[model]
         else:
