@@ -31,7 +31,8 @@ def trace_shapes(model, images: Tensor, mask: Tensor, samples: int = 0) -> dict[
 
     Keys (in the order of the forward pass; a part the model does not have is absent): ``input``
     (``concat(y * mask, mask)``), ``encoder1``, ``local`` (LPA or SE), ``encoder2`` (R_{M+}), ``gca``
-    (R_pred), ``pooled`` (the masked global mean that enters ConvEncoder3), ``encoder3`` (mean and raw
+    (R_pred), ``pooled`` (the masked global mean that enters ConvEncoder3, or with ``pool_window`` the map of
+    masked local means and their density), ``encoder3`` (mean and raw
     std of q(z | context)), ``z`` (B, d_z) with ``samples=0``, else (S, B, d_z), ``decoder_input`` (``concat(R_pred, coords)``, before z is added),
     ``decoder``, ``up``, ``output`` (the predictive mean and std, each). Read with forward hooks, so
     they are the shapes of the model as built, not of a description of it.
@@ -59,7 +60,10 @@ def trace_shapes(model, images: Tensor, mask: Tensor, samples: int = 0) -> dict[
     for name, module in parts.items():
         if module is not None and not isinstance(module, torch.nn.Identity):
             hooks.append(module.register_forward_hook(after(name)))
-    hooks.append(model.encoder3.register_forward_pre_hook(before("pooled")))
+    # the aggregate: the masked global mean (B, c), or with a local pooling window the masked k x k means and
+    # their density (B, c + 1, r/k, r/k) that ConvEncoder3's strided convolution reads
+    pooled_at = getattr(model, "encoder3_map", None) or model.encoder3
+    hooks.append(pooled_at.register_forward_pre_hook(before("pooled")))
     hooks.append(model.dec_in.register_forward_pre_hook(before("decoder_input")))
     hooks.append(model.dec_z.register_forward_pre_hook(before("z")))
     try:

@@ -69,7 +69,8 @@ def test_traced_shapes_are_those_of_the_parts_the_variant_has(name):
     assert ("gca" in shapes) == cfg["gca"]
     if cfg["gca"]:
         assert shapes["gca"] == (2, 16, r, r)
-    assert shapes["pooled"] == (2, 16)
+    k = cfg["pool_window"]
+    assert shapes["pooled"] == ((2, 16 + 1, r // k, r // k) if k else (2, 16))  # local means + density, or the mean
     assert shapes["encoder3"] == (2, 2 * 8)
     assert shapes["z"] == (2, 8)
     assert shapes["decoder_input"] == (2, (16 if cfg["deterministic"] else 0) + 2, r, r)

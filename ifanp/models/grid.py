@@ -241,7 +241,7 @@ class GridNP(ImageModel):
         coords = self.coords.expand(b, -1, -1, -1)
         x = self.dec_in(coords if rep is None else torch.cat([rep, coords], dim=1))  # (B, c, r, r)
         if self.cfg["z_decoder"] == "deconv":
-            zmap = self.dec_z_up(self.dec_z(z.flatten(0, 1)).view(k * b, -1, self.z_base, self.z_base))
+            zmap = self.dec_z_up(self.dec_z(z).view(k * b, -1, self.z_base, self.z_base))
             x = (x.unsqueeze(0) + zmap.view(k, b, *zmap.shape[1:])).flatten(0, 1)  # (K*B, c, r, r)
         else:
             x = (x.unsqueeze(0) + self.dec_z(z)[..., None, None]).flatten(0, 1)  # (K*B, c, r, r)
