@@ -104,7 +104,7 @@ RECIPES: tuple[Recipe, ...] = (
            {"batch_size": 16, "lr": 0.005, "warmup": 30, "eval_every": 25}),
     # The faithful configurations of the ablation (issue 12; ifanp.reproduce.FAITHFUL, every map at 28x28): one
     # budget for the five, 16 images a step at lr 0.002 with a 100-step warm-up, so that each fits about half an
-    # hour of one CPU thread (a step at 28x28 costs 3-8 times one at 14x14).
+    # hour of one CPU thread (their registry entries record the time).
     *(Recipe(f"{m}-full-s0", f"{m}-full", 0, FAITHFUL_STEPS, FAITHFUL_OPTIONS)
       for m in ("ifanp", "ifanp-gca", "ifanp-lpa", "ifanp-se", "ifnp")),
     # Fashion-MNIST (issue 14): IFANP(GCA) and IFANP with the MNIST recipes; our IFANP+ with the budget that fitted
