@@ -219,7 +219,6 @@ def reproduce(
     images, indices = load_eval_images(dataset, full_test)
     if limit:
         images, indices = images[:limit], indices[:limit]
-    have = set(available())
     rows, fig8, missing, budgets = [], {}, [], {}
     rules: dict[str, bl.FittedRule] = {}
     for model in models:
@@ -271,8 +270,9 @@ def reproduce(
                     "psnr_whole_sd": statistics.stdev(p["ratios"][r]["psnr_whole"] for p in per_seed.values())}
                 for r in main["ratios"]
             }
-        if FAITHFUL.get(model, model) in PAPER_TABLE1 and dataset in PAPER_DATASETS:
-            row["paper"] = PAPER_TABLE1[FAITHFUL.get(model, model)]
+        paper_row = FAITHFUL.get(model, model)  # a faithful configuration is compared with its base model's row
+        if paper_row in PAPER_TABLE1 and dataset in PAPER_DATASETS:
+            row["paper"] = PAPER_TABLE1[paper_row]
         rows.append(row)
         hist = [h for h in _history_from(refs[min(refs)]) if h.get("kind", "epoch") == "epoch"]  # registry rows carry no kind
         fig8[model] = [{"epoch": h["epoch"], "mse": h["mse"]} for h in hist]
