@@ -107,6 +107,10 @@ RECIPES: tuple[Recipe, ...] = (
     # hour of one CPU thread (their registry entries record the time).
     *(Recipe(f"{m}-full-s0", f"{m}-full", 0, FAITHFUL_STEPS, FAITHFUL_OPTIONS)
       for m in ("ifanp", "ifanp-gca", "ifanp-lpa", "ifanp-se", "ifnp")),
+    # Seeds 1 and 2 of the same five, so that the faithful verdicts are decided against the seed spread; the two
+    # seeds of one model side by side, so that the two runs at a time take about as long as each other.
+    *(Recipe(f"{m}-full-s{seed}", f"{m}-full", seed, FAITHFUL_STEPS, FAITHFUL_OPTIONS)
+      for m in ("ifanp", "ifanp-gca", "ifanp-lpa", "ifanp-se", "ifnp") for seed in (1, 2)),
     # Fashion-MNIST (issue 14): IFANP(GCA) and IFANP with the MNIST recipes; our IFANP+ with the budget that fitted
     # one session on the 2-core CPU beside the other runs (MNIST's trains 12,000 steps; stated beside its numbers).
     Recipe("fashion-ifanp-gca-s0", "ifanp-gca", 0, 3000, dataset="fashion-mnist"),

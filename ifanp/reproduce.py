@@ -24,7 +24,7 @@ from . import baselines as bl
 from .data.splits import DATASETS, load_eval_images, load_train_images
 from .evaluate import evaluate, markdown_table, resolve_model
 from .models import model_names
-from .pretrained import available, pretrained_name, registry
+from .pretrained import available, pretrained_name, registry, sha256_of
 from .runlog import read_log
 from .train import TrainConfig, train
 
@@ -213,12 +213,20 @@ def reproduce(
     progress: bool = True,
     log=print,
     gp_images: int | None = GP_IMAGES,
+    previous: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every model of the table; see the module docstring. Returns the table as a dict."""
+    """Evaluate every model of the table; see the module docstring. Returns the table as a dict.
+
+    With ``previous`` (a table this function returned before, e.g. the ``table.json`` of ``--out``), only
+    ``models`` are evaluated and every other row of ``previous`` is kept: see :func:`kept_rows`."""
     runs = dict(runs or {})
     images, indices = load_eval_images(dataset, full_test)
     if limit:
         images, indices = images[:limit], indices[:limit]
+    settings = {"images": len(images), "full_test": full_test, "nll_images": nll_images, "nll_samples": nll_samples,
+                "gp_images": gp_images}
+    if previous is not None:  # checked before anything is evaluated: a refused update costs nothing
+        kept = kept_rows(previous, models, dataset, settings, seeds)
     rows, fig8, missing, budgets = [], {}, [], {}
     rules: dict[str, bl.FittedRule] = {}
     for model in models:
@@ -252,6 +260,7 @@ def reproduce(
             missing.append(model)
             continue
         budgets[model] = [run_budget(ref) for ref in refs.values()]
+        shas = {str(seed): _weights_sha256(ref) for seed, ref in refs.items()}
         per_seed = {}
         for seed, ref in refs.items():
             net, label = resolve_model(ref)
@@ -264,6 +273,7 @@ def reproduce(
         row = {"model": model, "label": LABELS.get(model, model), "source": refs[min(refs)], "ratios": main["ratios"],
                "parameters": main["parameters"], "images": main["images"], "seeds": sorted(per_seed)}
         row["per_seed"] = {str(seed): res["ratios"] for seed, res in per_seed.items()}  # every metric, every seed
+        row["weights_sha256"] = shas  # what each seed's numbers were measured on (an update checks it)
         if len(per_seed) > 1:
             row["seed_spread"] = {
                 r: {"psnr_whole_mean": statistics.mean(p["ratios"][r]["psnr_whole"] for p in per_seed.values()),
@@ -276,9 +286,75 @@ def reproduce(
         rows.append(row)
         hist = [h for h in _history_from(refs[min(refs)]) if h.get("kind", "epoch") == "epoch"]  # registry rows carry no kind
         fig8[model] = [{"epoch": h["epoch"], "mse": h["mse"]} for h in hist]
+    evaluated = [row["model"] for row in rows]
+    if previous is not None:
+        order = {m: i for i, m in enumerate(dict.fromkeys((*ALL_ROWS, *models)))}
+        for row in kept:
+            model = row["model"]
+            if model not in bl.BASELINES:
+                budgets[model] = [run_budget(pretrained_name(model, dataset, int(s))) for s in row["per_seed"]]
+            fig8.update({model: previous["fig8"][model]} if model in previous.get("fig8", {}) else {})
+        rows = sorted([*rows, *kept], key=lambda r: order.get(r["model"], len(order)))
+        missing = [m for m in dict.fromkeys([*previous.get("missing", []), *missing])
+                   if m not in {r["model"] for r in rows}]
     fig9 = {row["model"]: {r: v["mse_whole"] for r, v in row["ratios"].items()} for row in rows}
-    return {"dataset": dataset, "images": len(images), "rows": rows, "fig8": fig8, "fig9": fig9, "missing": missing,
-            "protocol_differences": protocol_differences(budgets, dataset)}
+    table = {"dataset": dataset, "images": len(images), "settings": settings, "rows": rows, "fig8": fig8,
+             "fig9": fig9, "missing": missing, "protocol_differences": protocol_differences(budgets, dataset)}
+    if previous is not None:
+        table["updated_rows"] = evaluated
+    return table
+
+
+def _weights_sha256(ref: str | Path) -> str | None:
+    """The sha256 of the weights a pretrained name or a run folder evaluates (None when there are none)."""
+    entry = registry().get(str(ref))
+    if entry is not None:
+        return entry["sha256"]
+    path = Path(ref) / "model.safetensors"
+    return sha256_of(path) if path.is_file() else None
+
+
+def kept_rows(previous: dict[str, Any], models: tuple[str, ...], dataset: str, settings: dict[str, Any],
+              seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, Any]]:
+    """The rows of ``previous`` that an update evaluating only ``models`` keeps, after checking that each
+    still describes what is installed; raises ValueError (with what to do) where one does not.
+
+    Kept are the rows of every model not in ``models``. Refused: a table of another dataset, image count or
+    evaluation setting; a model's row whose weights' sha256 (recorded per seed) differs from the registry's
+    now; a row whose seeds are not the seeds installed now (a seed exported since must be evaluated); a row
+    measured on a run folder (``--run``), which cannot be checked. A rule without learning has no weights and
+    is kept as it is. A row written before tables recorded the sha256 (no ``weights_sha256``) is checked by
+    its name and seeds only."""
+    def refuse(why: str) -> ValueError:
+        return ValueError(f"--update: {why}; evaluate everything (leave --update out) or add that row to --models.")
+
+    if previous.get("dataset") != dataset:
+        raise refuse(f"the table in --out is of {previous.get('dataset')!r}, not {dataset!r}")
+    before = previous.get("settings", {"images": previous.get("images")})
+    for key, value in before.items():
+        if settings.get(key) != value:
+            raise refuse(f"the table in --out was evaluated with {key} = {value}, this run with {settings.get(key)}")
+    have = set(available())
+    reg = registry()
+    kept = []
+    for row in previous.get("rows", []):
+        model = row["model"]
+        if model in models:
+            continue
+        if model not in bl.BASELINES:
+            installed = [s for s in seeds if pretrained_name(model, dataset, s) in have]
+            if sorted(int(s) for s in row.get("per_seed", {"0": None})) != installed:
+                raise refuse(f"{model}'s row was evaluated for seeds {row.get('seeds')}, and seeds {installed} are "
+                             "installed now")
+            if reg.get(str(row.get("source")), {}).get("sha256") is None:
+                raise refuse(f"{model}'s row was measured on {row.get('source')}, which is not a shipped model")
+            for seed, sha in row.get("weights_sha256", {}).items():
+                now = reg[pretrained_name(model, dataset, int(seed))]["sha256"]
+                if sha != now:
+                    raise refuse(f"{model}'s seed {seed} was evaluated on weights {sha[:12]}, the registry now "
+                                 f"has {now[:12]}")
+        kept.append(row)
+    return kept
 
 
 def comparison_markdown(table: dict[str, Any]) -> str:
@@ -521,6 +597,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nll-images", type=int, default=1000)
     parser.add_argument("--nll-samples", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default results/<dataset>)")
+    parser.add_argument("--update", action="store_true",
+                        help="evaluate only --models and keep every other row of the table already in --out "
+                             "(refused where a kept row's weights, seeds or evaluation settings differ from now)")
     parser.add_argument("--quiet", action="store_true")
 
 
@@ -535,6 +614,17 @@ def run_reproduce(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} must be a whole number >= {least}, got {value}.")
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         raise ValueError(f"--out {args.out} is a file; pass a folder for the tables and figures' data.")
+    out = args.out or Path("results") / args.dataset
+    previous = None
+    if args.update:
+        if not (out / "table.json").is_file():
+            raise ValueError(f"--update: there is no {out / 'table.json'} to update; leave --update out to make one.")
+        try:
+            previous = json.loads((out / "table.json").read_text())
+            assert isinstance(previous, dict) and isinstance(previous.get("rows"), list)
+        except (ValueError, AssertionError):
+            raise ValueError(f"--update: {out / 'table.json'} is not a table that reproduce wrote; leave --update "
+                             "out to make a new one.") from None
     runs = {}
     for item in args.run:
         if "=" not in item:
@@ -545,12 +635,11 @@ def run_reproduce(args: argparse.Namespace) -> int:
         for model in args.models:
             if model in runs or model in bl.BASELINES:
                 continue
-            out = f"runs/reproduce-{args.dataset}-{model}"
-            train(TrainConfig(model=model, dataset=args.dataset, steps=args.steps, out=out), resume=True)
-            runs[model] = out
+            folder = f"runs/reproduce-{args.dataset}-{model}"
+            train(TrainConfig(model=model, dataset=args.dataset, steps=args.steps, out=folder), resume=True)
+            runs[model] = folder
     table = reproduce(args.dataset, tuple(args.models), runs, tuple(args.seeds), args.limit, args.nll_images,
-                      args.nll_samples, args.full_test, progress=not args.quiet)
-    out = args.out or Path("results") / args.dataset
+                      args.nll_samples, args.full_test, progress=not args.quiet, previous=previous)
     write_outputs(table, out)
     print(comparison_markdown(table), end="")
     if table["missing"]:

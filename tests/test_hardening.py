@@ -376,6 +376,8 @@ BAD_INPUTS = [
     (["reproduce", "--models", "nosuch", "--out", "{tmp}/rep"], 2, "unknown model 'nosuch'"),
     (["reproduce", "--limit", "0", "--out", "{tmp}/rep"], 2, "--limit must be a whole number >= 1"),
     (["reproduce", "--out", "{file}"], 2, "is a file"),
+    (["reproduce", "--update", "--models", "np", "--out", "{tmp}/rep"], 2, "there is no"),
+    (["reproduce", "--update", "--models", "np", "--out", "{tmp}/bad"], 2, "is not a table that reproduce wrote"),
     (["export", "{tmp}/empty", "--name", "ok"], 2, "is not a finished run"),
     (["export", "{tmp}/empty", "--name", "../x"], 2, "no path separators"),
     (["train1d", "--register", "np1d-cnp-rbf", "--steps", "1"], 2, "already in the registry; pass --force"),
@@ -389,6 +391,8 @@ def test_bad_input_is_one_line_and_no_traceback(argv, status, fragment, tmp_path
     monkeypatch.delenv("IFANP_DEBUG", raising=False)
     (tmp_path / "empty").mkdir()
     (tmp_path / "afile").write_text("not a folder")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "table.json").write_text("{")
     args = [a.format(tmp=tmp_path, file=tmp_path / "afile") for a in argv]
     assert main(args) == status
     captured = capsys.readouterr()

@@ -128,6 +128,39 @@ def test_reproduce_keeps_every_seed_and_the_training_curve(tiny_registry):
     assert table["fig8"]["ifnp"] == [{"epoch": 1.0, "mse": 0.05}, {"epoch": 2.0, "mse": 0.04}]
 
 
+def test_reproduce_update_evaluates_only_the_named_rows_and_refuses_stale_ones(tiny_registry, monkeypatch):
+    from ifanp import reproduce as rp
+
+    images, _ = rp.load_eval_images("mnist")
+    monkeypatch.setattr(rp, "load_train_images", lambda dataset: images[:40])
+    kw = dict(seeds=(0, 1), limit=6, nll_images=2, nll_samples=1, progress=False)
+    first = reproduce(models=("baseline-mean", "ifnp"), **kw)
+    assert [r["model"] for r in first["rows"]] == ["baseline-mean", "ifnp"]
+    ifnp = first["rows"][1]
+    assert ifnp["weights_sha256"] == {"0": tiny_registry["mnist-ifnp"]["sha256"],
+                                      "1": tiny_registry["mnist-ifnp-s1"]["sha256"]}
+    # evaluating only ifnp again: the baseline row is kept as it was, ifnp measured anew gives the same numbers
+    again = reproduce(models=("ifnp",), previous=first, **kw)
+    assert [r["model"] for r in again["rows"]] == ["baseline-mean", "ifnp"] and again["updated_rows"] == ["ifnp"]
+    assert again["rows"][0] == first["rows"][0]
+    assert again["rows"][1]["per_seed"]["1"]["0.4"]["psnr_whole"] == pytest.approx(ifnp["per_seed"]["1"]["0.4"]["psnr_whole"])
+    # keeping ifnp carries its curve and its budget into the table
+    kept = reproduce(models=("baseline-mean",), previous=first, **kw)
+    assert kept["rows"][1] == ifnp and kept["fig8"]["ifnp"] == first["fig8"]["ifnp"]
+    assert kept["protocol_differences"][0] == first["protocol_differences"][0]
+    # refused: other settings, a seed that is not installed any more, weights replaced since
+    with pytest.raises(ValueError, match="images = 6, this run with 5"):
+        reproduce(models=("baseline-mean",), previous=first, **{**kw, "limit": 5})
+    with pytest.raises(ValueError, match=r"seeds \[0, 1\].*seeds \[0\] are installed"):
+        reproduce(models=("baseline-mean",), previous=first, **{**kw, "seeds": (0,)})
+    torch.manual_seed(7)
+    pretrained.register_weights("mnist-ifnp-s1", build("ifnp", **TINY), half=False, command="test", steps=1874)
+    with pytest.raises(ValueError, match="seed 1 was evaluated on weights"):
+        reproduce(models=("baseline-mean",), previous=first, **kw)
+    assert reproduce(models=("ifnp",), previous=first, **kw)["rows"][1]["weights_sha256"]["1"] == \
+        pretrained.registry()["mnist-ifnp-s1"]["sha256"]
+
+
 # ---- the shipped weights ---------------------------------------------------------------------------------
 
 
