@@ -381,6 +381,31 @@ def faithful_summary(table: Mapping[str, Any], tolerance_db: float = 0.5) -> str
     return "\n".join(lines)
 
 
+def curve_tails(curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]], last: int = 3) -> str:
+    """One generated line per model of ``curves`` (model -> one list of eval rows per seed, as
+    :func:`ifanp.plotting.charts.plot_eval_curves` takes them): the held-out PSNR at 40 % at its last check
+    (mean over the seeds) and its change over each of the last ``last`` checks, and whether every one of those
+    changes is a gain (then the model was still improving when its budget ran out)."""
+    lines = []
+    for model, seeds in curves.items():
+        runs = [[r["psnr40"] for r in rows if r.get("psnr40") is not None] for rows in seeds]
+        runs = [r for r in runs if len(r) > last]
+        if not runs:
+            continue
+        n = min(len(r) for r in runs)
+        mean = [sum(r[i] for r in runs) / len(runs) for i in range(n)]
+        gains = [b - a for a, b in zip(mean[-last - 1:], mean[-last:])]
+        steps = [r["step"] for r in seeds[0] if r.get("psnr40") is not None]
+        every = steps[-1] - steps[-2] if len(steps) > 1 else None
+        lines.append(f"- {model_label(model)}: {mean[-1]:.2f} dB at its last check (mean over {len(runs)} "
+                     f"seed{'s' if len(runs) > 1 else ''}); over its last {last} checks"
+                     + (f" ({every:,} steps apart)" if every else "") + ": "
+                     + ", ".join(f"{g:+.2f}" for g in gains) + " dB, "
+                     + ("still rising when the budget ran out." if all(g > 0 for g in gains) else
+                        "not rising at every check."))
+    return "\n".join(lines)
+
+
 # ---- "Beyond the paper" -------------------------------------------------------------------------------------
 
 

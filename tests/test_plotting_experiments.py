@@ -564,3 +564,37 @@ def test_faithful_evidence_says_whether_lpa_helps_at_full_resolution():
     above = faithful_evidence(_table({"ifanp-full": (19, 21, 22), "ifanp-gca-full": (19, 20.5, 21)}))
     assert "LPA on top of GCA helps (+0.50 dB)" in above and "supports" in above
     assert faithful_evidence(_table({"ifanp-full": (19, 21, 22)})) == ""
+
+
+def _evals(values, every=250):
+    return [{"step": every * (i + 1), "psnr40": v} for i, v in enumerate(values)]
+
+
+def test_curve_tails_averages_the_seeds_and_says_whether_the_curve_still_rises():
+    from ifanp.reporting import curve_tails
+
+    text = curve_tails({"ifanp": [_evals([10, 12, 13, 13.5]), _evals([10, 11, 12.5, 13.5])],
+                        "ifnp": [_evals([10, 11, 11.2, 11.1])]})
+    rising, flat = text.splitlines()
+    # means 10, 11.5, 12.75, 13.5: the last three changes +1.50, +1.25, +0.75
+    assert rising.startswith("- IFANP: 13.50 dB at its last check (mean over 2 seeds)")
+    assert "(250 steps apart): +1.50, +1.25, +0.75 dB, still rising" in rising
+    assert "+1.00, +0.20, -0.10 dB, not rising at every check" in flat and "(mean over 1 seed)" in flat
+    assert curve_tails({"ifnp": [_evals([10, 11])]}) == ""  # too short a curve says nothing
+
+
+def test_plot_eval_curves_draws_every_seed_and_the_papers_level():
+    from ifanp.plotting.charts import COLORS, plot_eval_curves
+
+    fig = plot_eval_curves({"ifanp": [_evals([10, 12, 13]), _evals([9, 11, 12])], "ifnp": [_evals([8, 9, 9.5])]},
+                           paper={"ifanp": 19.86})
+    ax = fig.axes[0]
+    seed_lines = [ln for ln in ax.lines if ln.get_linestyle() == "-"]
+    assert len(seed_lines) == 3 and [ln.get_color() for ln in seed_lines[:2]] == [COLORS["ifanp"]] * 2
+    assert seed_lines[0].get_linewidth() > seed_lines[1].get_linewidth()  # seed 0 stands out
+    (paper,) = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+    assert list(paper.get_ydata()) == [19.86, 19.86] and max(paper.get_xdata()) == 750
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["IFANP (2 seeds)", "IFNP (1 seed)"]
+    faithful = plot_eval_curves({"ifanp-full": [_evals([10, 12, 13])]}).axes[0]
+    assert faithful.lines[0].get_color() == COLORS["ifanp"]  # a faithful row in its model's colour
+    assert faithful.get_legend().get_texts()[0].get_text() == "IFANP faithful (1 seed)"

@@ -20,11 +20,11 @@ from matplotlib.figure import Figure
 
 from ..analysis import paper_mse
 from ..reporting import HIGHER_IS_BETTER, METRIC_NAMES, fmt_metric, model_label, percent
-from ..reproduce import ABLATION, PAPER_TABLE1, seed_spread
+from ..reproduce import ABLATION, FAITHFUL, PAPER_TABLE1, seed_spread
 from ..runlog import TRAIN_BATCH, TRAIN_IMAGES
 
-__all__ = ["COLORS", "plot_calibration", "plot_fig8", "plot_fig9", "plot_metric_bars", "plot_psnr_panels",
-           "plot_psnr_vs_cpu", "plot_psnr_vs_ratio"]
+__all__ = ["COLORS", "plot_calibration", "plot_eval_curves", "plot_fig8", "plot_fig9", "plot_metric_bars",
+           "plot_psnr_panels", "plot_psnr_vs_cpu", "plot_psnr_vs_ratio"]
 
 #: One colour per model in every figure of the two chapters.
 COLORS = {
@@ -112,6 +112,40 @@ def plot_fig8(histories: Mapping[str, Sequence[Mapping[str, float]]],
             ax.legend(fontsize=7.5)
     return fig
 
+
+
+def plot_eval_curves(curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]],
+                     paper: Mapping[str, float] | None = None, title: str | None = None) -> Figure:
+    """Held-out PSNR at 40 % context during training against the optimiser step, every seed of every model:
+    ``curves`` maps a model to one list of eval rows (``step``, ``psnr40``) per seed, seed 0 first (a solid
+    line; the other seeds thin); ``paper`` maps a model to the paper's 40 % value, drawn as a short dashed
+    line at the right in the model's colour."""
+    def color(model):  # a faithful configuration in the colour of the model it configures
+        return COLORS.get(model, COLORS.get(FAITHFUL.get(model, "")))
+
+    fig = Figure(figsize=(7.2, 3.9), layout="constrained")
+    ax = fig.add_subplot()
+    right = 0
+    for model, seeds in curves.items():
+        for i, rows in enumerate(seeds):
+            pts = [(r["step"], r["psnr40"]) for r in rows if r.get("psnr40") is not None]
+            if not pts:
+                continue
+            x, y = zip(*pts)
+            right = max(right, max(x))
+            ax.plot(x, y, "-", color=color(model), lw=1.8 if i == 0 else 0.8, alpha=1.0 if i == 0 else 0.6,
+                    label=f"{model_label(model)} ({len(seeds)} seed{'s' if len(seeds) > 1 else ''})" if i == 0
+                    else None)
+    for model, value in (paper or {}).items():
+        ax.plot([0.9 * right, right], [value, value], "--", color=color(model), lw=1.2)
+    ax.set_xlim(left=0)
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel("PSNR at 40 % context (dB)")
+    ax.set_title(title or "held-out PSNR during training (first 1,000 evaluation images)", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    if ax.lines:
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return fig
 
 
 def plot_fig9(fig9: Mapping[str, Mapping[str, float]], psnr: Mapping[str, Mapping[str, float]] | None = None,
