@@ -218,15 +218,22 @@ def reproduce(
     """Evaluate every model of the table; see the module docstring. Returns the table as a dict.
 
     With ``previous`` (a table this function returned before, e.g. the ``table.json`` of ``--out``), only
-    ``models`` are evaluated and every other row of ``previous`` is kept: see :func:`kept_rows`."""
+    ``models`` are evaluated and every other row of ``previous`` is kept (see :func:`kept_rows`); a seed of
+    ``models`` whose weights have the sha256 that ``previous`` records for it is not measured again."""
     runs = dict(runs or {})
     images, indices = load_eval_images(dataset, full_test)
     if limit:
         images, indices = images[:limit], indices[:limit]
     settings = {"images": len(images), "full_test": full_test, "nll_images": nll_images, "nll_samples": nll_samples,
                 "gp_images": gp_images}
+    reusable: dict[str, dict[str, tuple[str, dict[str, Any]]]] = {}  # model -> seed -> (sha256, result)
     if previous is not None:  # checked before anything is evaluated: a refused update costs nothing
         kept = kept_rows(previous, models, dataset, settings, seeds)
+        for row in previous.get("rows", []):  # seeds of the models named whose weights are the ones measured
+            if row["model"] in models and row.get("weights_sha256"):
+                reusable[row["model"]] = {
+                    s: (sha, {"ratios": row["per_seed"][s], "parameters": row["parameters"], "images": row["images"]})
+                    for s, sha in row["weights_sha256"].items() if sha and s in row.get("per_seed", {})}
     rows, fig8, missing, budgets = [], {}, [], {}
     rules: dict[str, bl.FittedRule] = {}
     for model in models:
@@ -262,13 +269,18 @@ def reproduce(
         budgets[model] = [run_budget(ref) for ref in refs.values()]
         shas = {str(seed): _weights_sha256(ref) for seed, ref in refs.items()}
         per_seed = {}
+        before = reusable.get(model, {})
         for seed, ref in refs.items():
-            net, label = resolve_model(ref)
-            res = evaluate(net, images, indices, nll_images=nll_images, nll_samples=nll_samples, progress=progress)
-            per_seed[seed] = res
+            if shas[str(seed)] is not None and before.get(str(seed), (None,))[0] == shas[str(seed)]:
+                per_seed[seed] = before[str(seed)][1]  # the same weights, measured the same way before
+                label = "unchanged since the table in --out"
+            else:
+                net, label = resolve_model(ref)
+                per_seed[seed] = evaluate(net, images, indices, nll_images=nll_images, nll_samples=nll_samples,
+                                          progress=progress)
             if progress:
                 log(f"{LABELS.get(model, model)} ({label}): " + "  ".join(
-                    f"{float(r) * 100:g}%: {v['psnr_whole']:.2f} dB" for r, v in res["ratios"].items()))
+                    f"{float(r) * 100:g}%: {v['psnr_whole']:.2f} dB" for r, v in per_seed[seed]["ratios"].items()))
         main = per_seed[min(per_seed)]
         row = {"model": model, "label": LABELS.get(model, model), "source": refs[min(refs)], "ratios": main["ratios"],
                "parameters": main["parameters"], "images": main["images"], "seeds": sorted(per_seed)}
@@ -598,8 +610,9 @@ def add_reproduce_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--nll-samples", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="output folder (default results/<dataset>)")
     parser.add_argument("--update", action="store_true",
-                        help="evaluate only --models and keep every other row of the table already in --out "
-                             "(refused where a kept row's weights, seeds or evaluation settings differ from now)")
+                        help="evaluate only --models, and of those only the seeds whose weights changed, and keep "
+                             "every other row of the table already in --out (refused where a kept row's weights, "
+                             "seeds or evaluation settings differ from now)")
     parser.add_argument("--quiet", action="store_true")
 
 

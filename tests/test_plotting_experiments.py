@@ -139,11 +139,16 @@ def test_reproduce_update_evaluates_only_the_named_rows_and_refuses_stale_ones(t
     ifnp = first["rows"][1]
     assert ifnp["weights_sha256"] == {"0": tiny_registry["mnist-ifnp"]["sha256"],
                                       "1": tiny_registry["mnist-ifnp-s1"]["sha256"]}
-    # evaluating only ifnp again: the baseline row is kept as it was, ifnp measured anew gives the same numbers
+    # the measurement an update reuses is repeatable: measured anew, the same numbers
+    anew = reproduce(models=("ifnp",), **kw)["rows"][0]
+    assert anew["per_seed"]["1"]["0.4"]["psnr_whole"] == pytest.approx(ifnp["per_seed"]["1"]["0.4"]["psnr_whole"])
+    calls = []
+    real_evaluate = rp.evaluate
+    monkeypatch.setattr(rp, "evaluate", lambda *a, **k: calls.append(1) or real_evaluate(*a, **k))
+    # ifnp named, its weights unchanged: nothing is measured again; the baseline row is kept as it was
     again = reproduce(models=("ifnp",), previous=first, **kw)
     assert [r["model"] for r in again["rows"]] == ["baseline-mean", "ifnp"] and again["updated_rows"] == ["ifnp"]
-    assert again["rows"][0] == first["rows"][0]
-    assert again["rows"][1]["per_seed"]["1"]["0.4"]["psnr_whole"] == pytest.approx(ifnp["per_seed"]["1"]["0.4"]["psnr_whole"])
+    assert again["rows"][0] == first["rows"][0] and again["rows"][1]["per_seed"] == ifnp["per_seed"] and not calls
     # keeping ifnp carries its curve and its budget into the table
     kept = reproduce(models=("baseline-mean",), previous=first, **kw)
     assert kept["rows"][1] == ifnp and kept["fig8"]["ifnp"] == first["fig8"]["ifnp"]
@@ -157,8 +162,11 @@ def test_reproduce_update_evaluates_only_the_named_rows_and_refuses_stale_ones(t
     pretrained.register_weights("mnist-ifnp-s1", build("ifnp", **TINY), half=False, command="test", steps=1874)
     with pytest.raises(ValueError, match="seed 1 was evaluated on weights"):
         reproduce(models=("baseline-mean",), previous=first, **kw)
-    assert reproduce(models=("ifnp",), previous=first, **kw)["rows"][1]["weights_sha256"]["1"] == \
-        pretrained.registry()["mnist-ifnp-s1"]["sha256"]
+    # named, the model is measured again for the seed whose weights changed, and only for it
+    calls.clear()
+    row = reproduce(models=("ifnp",), previous=first, **kw)["rows"][1]
+    assert len(calls) == 1 and row["weights_sha256"]["1"] == pretrained.registry()["mnist-ifnp-s1"]["sha256"]
+    assert row["per_seed"]["0"] == ifnp["per_seed"]["0"] and row["per_seed"]["1"] != ifnp["per_seed"]["1"]
 
 
 # ---- the shipped weights ---------------------------------------------------------------------------------
