@@ -163,7 +163,7 @@ def training_budget(budgets: dict[str, list[tuple[int | None, float | None]]]) -
         mine = {s for s, _ in budgets[OURS]}
         longer = one is not None and len(mine) == 1 and None not in mine and next(iter(mine)) > one
         parts.append(f"{LABELS[OURS]} {'trains longer, ' if longer else ''}{_steps_text(budgets[OURS])}")
-    faithful = [m for m in budgets if m in FAITHFUL]
+    faithful = [m for m in FAITHFUL if m in budgets]  # in the table's order, whichever rows were measured first
     if faithful:
         runs = [b for m in faithful for b in budgets[m]]
         same = len({st for st, _ in runs}) == 1
