@@ -37,6 +37,10 @@ def main(argv: list[str]) -> int:
         print(__doc__.strip().splitlines()[2].strip(), file=sys.stderr)
         return 2
     table_path = Path(argv[0]).resolve()
+    if not table_path.is_file() or not table_path.is_relative_to(ROOT):
+        print(f"record_weights_sha: {argv[0]} is not a file of this repository; pass e.g. results/mnist/table.json.",
+              file=sys.stderr)
+        return 2
     rel = table_path.relative_to(ROOT).as_posix()
     commit = git("log", "-1", "--format=%H", "--", rel).stdout.strip()
     if not commit or git("diff", "--quiet", "HEAD", "--", rel).returncode != 0:
