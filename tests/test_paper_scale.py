@@ -1,24 +1,13 @@
 """tools/train_paper_scale.py: the GPU trainer's code path, on the CPU at a tiny size."""
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
 from ifanp.pretrained import load_weights
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("train_paper_scale", ROOT / "tools" / "train_paper_scale.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_paper_scale_trainer_writes_loadable_weights_logs_and_a_table(tmp_path):
-    tool = _tool()
+def test_paper_scale_trainer_writes_loadable_weights_logs_and_a_table(tmp_path, load_tool):
+    tool = load_tool("train_paper_scale")
     g = torch.Generator().manual_seed(0)
     train = (torch.rand(64, 1, 28, 28, generator=g) * 255).to(torch.uint8)
     evals = (torch.rand(8, 1, 28, 28, generator=g) * 255).to(torch.uint8)
@@ -36,15 +25,15 @@ def test_paper_scale_trainer_writes_loadable_weights_logs_and_a_table(tmp_path):
     assert json.loads((tmp_path / "results.json").read_text())["device"] == "cpu"
 
 
-def test_paper_scale_trainer_refuses_to_start_without_a_gpu_unless_told(capsys, monkeypatch):
-    tool = _tool()
+def test_paper_scale_trainer_refuses_to_start_without_a_gpu_unless_told(capsys, monkeypatch, load_tool):
+    tool = load_tool("train_paper_scale")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert tool.main(["--out", "unused"]) == 2
     assert "no CUDA GPU" in capsys.readouterr().out
 
 
-def test_time_budget_sets_the_schedule_from_the_measured_step_rate(tmp_path):
-    tool = _tool()
+def test_time_budget_sets_the_schedule_from_the_measured_step_rate(tmp_path, load_tool):
+    tool = load_tool("train_paper_scale")
     train = torch.zeros(32, 1, 28, 28, dtype=torch.uint8)
     _, info = tool.train_one("ifnp-paper", train, tmp_path, seconds=1.0, steps=None, batch=2, lr=1e-3,
                              device=torch.device("cpu"), compile_model=False,

@@ -1,23 +1,12 @@
 """The full-resolution experiment: the recipe it runs and the sentence the claims table adds."""
-import importlib.util
 import json
-from pathlib import Path
 
 from ifanp import reporting
 from ifanp.recipes import recipe
 
-TOOL = Path(__file__).resolve().parents[1] / "tools" / "resolution_experiment.py"
 
-
-def _tool():
-    spec = importlib.util.spec_from_file_location("resolution_experiment", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_the_runs_are_the_shipped_recipe_at_full_resolution():
-    tool = _tool()
+def test_the_runs_are_the_shipped_recipe_at_full_resolution(load_tool):
+    tool = load_tool("resolution_experiment")
     args = tool.train_args("ifanp", 750)
     shipped = recipe("ifanp", 0).train_args()
     out = shipped.index("--out")
@@ -65,8 +54,8 @@ def test_rules_summary_names_the_trained_models_below_the_best_rule():
     assert reporting.rules_summary({"rows": table["rows"][2:]}) == ""  # no rule rows, no line
 
 
-def test_collect_keeps_a_recorded_run_whose_folder_is_gone(tmp_path, monkeypatch):
-    tool = _tool()
+def test_collect_keeps_a_recorded_run_whose_folder_is_gone(tmp_path, monkeypatch, load_tool):
+    tool = load_tool("resolution_experiment")
     out = tmp_path / "mnist-resolution.json"
     old = {"model": "ifanp", "down": 1, "seed": 0, "source": "runs/resolution/ifanp-down1-s0", "command": "c",
            "evals": [{"step": 250, "psnr40": 11.9, "cpu_s": 500.0}, {"step": 500, "psnr40": 12.4, "cpu_s": 1000.0}]}
