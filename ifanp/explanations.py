@@ -110,7 +110,7 @@ PLUS_CHANGES: dict[str, tuple[str, str]] = {
     "skip": (
         ("feeds the full-resolution context concat(y * mask, mask) and ConvEncoder1's full-resolution stem "
          "features into two convolutions at the decoder's output (a U-Net skip)"),
-        ("the faithful decoder sees the context only through features at half resolution and must re-create every "
+        ("IFANP's decoder sees the context only through features at half resolution and must re-create every "
          "observed pixel from them; with the skip it can copy observed pixels and interpolate fine detail"),
     ),
     "setconv": (
@@ -121,7 +121,7 @@ PLUS_CHANGES: dict[str, tuple[str, str]] = {
     ),
     "gca_distance_bias": (
         ("adds a learned locality prior -|p - p'|^2 / (2 l^2) to GCA's attention logits"),
-        ("the faithful GCA's logits depend on positions only through learned embeddings and start nearly uniform, "
+        ("IFANP's GCA logits depend on positions only through learned embeddings and start nearly uniform, "
          "so each target first sees the average of the whole context; the prior makes attention local from the "
          "first step, and its lengthscale l is learned"),
     ),

@@ -103,8 +103,8 @@ RECIPES: tuple[Recipe, ...] = (
     Recipe("ifanp-fast-s0", "ifanp-fast", 0, 2000,
            {"batch_size": 16, "lr": 0.005, "warmup": 30, "eval_every": 25}),
     # The faithful configurations of the ablation (issue 12; ifanp.reproduce.FAITHFUL, every map at 28x28): one
-    # budget for the five, 16 images a step at lr 0.002 with a 100-step warm-up, so that each fits about half an
-    # hour of one CPU thread (their registry entries record the time).
+    # budget for the five, 16 images a step at lr 0.002 with a 100-step warm-up: half an hour to an hour
+    # of one CPU thread each, two runs at a time (their registry entries record the time).
     *(Recipe(f"{m}-full-s0", f"{m}-full", 0, FAITHFUL_STEPS, FAITHFUL_OPTIONS)
       for m in ("ifanp", "ifanp-gca", "ifanp-lpa", "ifanp-se", "ifnp")),
     # Seeds 1 and 2 of the same five, so that the faithful verdicts are decided against the seed spread; the two

@@ -406,6 +406,47 @@ def curve_tails(curves: Mapping[str, Sequence[Sequence[Mapping[str, float]]]], l
     return "\n".join(lines)
 
 
+def budget_summary(runs: Mapping[str, Sequence[Mapping[str, float]]], paper: Sequence[float],
+                   ratios: Sequence[str] = ("0.2", "0.4", "0.6"), margin_db: float = 0.5) -> str:
+    """Generated lines on one model trained under several budgets (as
+    :func:`ifanp.plotting.charts.plot_budget_curves` takes them): each run's PSNR at its last checkpoint; then,
+    comparing the longest run with the shortest, the gain from the extra steps at each ratio and, at each ratio
+    where the longest run is still below the goal (``paper - margin_db``), the budget a log-linear extrapolation
+    of those two points would need (labelled as an extrapolation), or that more steps did not help there."""
+    finals = {}
+    for label, rows in runs.items():
+        done = [r for r in rows if all(r.get(k) is not None for k in ratios)]
+        if done:
+            finals[label] = max(done, key=lambda r: r["step"])
+    if not finals:
+        return ""
+    lines = [f"- {label}: " + " / ".join(f"{r[k]:.2f}" for k in ratios) + f" dB at step {r['step']:,} "
+             f"({' / '.join(percent(k) for k in ratios)})." for label, r in finals.items()]
+    short = min(finals.values(), key=lambda r: r["step"])
+    long = max(finals.values(), key=lambda r: r["step"])
+    if long["step"] <= short["step"]:
+        return "\n".join(lines)
+    factor = long["step"] / short["step"]
+    lines.append(f"- From {short['step']:,} to {long['step']:,} steps ({factor:g} times the budget): "
+                 + " / ".join(f"{long[k] - short[k]:+.2f}" for k in ratios) + " dB.")
+    for k, level in zip(ratios, paper):
+        goal = level - margin_db
+        if long[k] >= goal:
+            lines.append(f"- At {percent(k)} the {long['step']:,}-step run reaches the goal, the paper's {level:.2f} dB "
+                         f"minus {margin_db:g} ({long[k]:.2f} against {goal:.2f} dB).")
+            continue
+        per_doubling = (long[k] - short[k]) / math.log2(factor)
+        if per_doubling <= 0:
+            lines.append(f"- At {percent(k)} the longer run is no better ({long[k]:.2f} dB, the goal {goal:.2f}): "
+                         "more steps of this schedule did not close the gap.")
+            continue
+        need = long["step"] * 2 ** ((goal - long[k]) / per_doubling)
+        lines.append(f"- At {percent(k)} the {long['step']:,}-step run is {goal - long[k]:.2f} dB below the goal "
+                     f"({goal:.2f} dB); at the measured {per_doubling:+.2f} dB per doubling of the budget it would "
+                     f"need about {need:,.0f} steps, an extrapolation from two budgets, not a measurement.")
+    return "\n".join(lines)
+
+
 # ---- "Beyond the paper" -------------------------------------------------------------------------------------
 
 

@@ -13,7 +13,10 @@ A run lives in one folder (``--out``):
   evaluation (PSNR at 40 % context on held-out images); each with the training time so far, as wall
   seconds (``elapsed_s``) and as CPU seconds of the process (``cpu_s``, all threads; it does not grow
   while other programs hold the CPU, so it compares runs made on a busy machine);
-* ``model.safetensors`` — the final weights (loadable with :func:`ifanp.pretrained.load_weights`).
+* ``model.safetensors`` — the final weights (loadable with :func:`ifanp.pretrained.load_weights`);
+* ``checkpoints/step-N/`` — with ``--keep-checkpoints``, a copy of every scheduled checkpoint (each a
+  ``checkpoint.safetensors`` + ``checkpoint.json`` pair that :func:`load_checkpoint` reads), so that a
+  learning curve at any context ratio can be measured afterwards (``tools/eval_checkpoints.py``).
 
 Every file is written through a temporary file and ``os.replace`` (``log.jsonl`` is appended to, and
 rewritten from the checkpoint on resume), so a kill never leaves half a file. A non-empty ``--out`` must be
@@ -37,6 +40,7 @@ import json
 import math
 import os
 import platform
+import shutil
 import signal
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -62,7 +66,8 @@ FINAL = "model.safetensors"
 
 # Fields that may differ when resuming (they only extend or redirect the run).
 _RESUMABLE = {"steps", "epochs", "out", "device", "threads", "checkpoint_every", "eval_every", "progress",
-              "stop_after"}
+              "stop_after", "keep_checkpoints"}
+KEPT = "checkpoints"  # the subfolder of --keep-checkpoints
 
 
 class TrainingError(RuntimeError):
@@ -93,6 +98,7 @@ class TrainConfig:
     eval_every: int = 0  # steps; 0 = only at the end
     eval_images: int = 1000  # held-out images for the periodic PSNR check (the first of the eval subset)
     progress: bool = True
+    keep_checkpoints: bool = False  # also copy every scheduled checkpoint into checkpoints/step-N/
     stop_after: int | None = None  # stop (with a checkpoint, as if interrupted) after this step: for tests
 
     def to_json(self) -> dict[str, Any]:
@@ -165,6 +171,23 @@ def save_checkpoint(folder: Path, state: dict[str, Any]) -> None:
     record = {"format": CHECKPOINT_FORMAT, "step": state.get("step"), "total_steps": state.get("total_steps"),
               "tensors": tensor_file.name, "sha256": digest, "state": structure}
     write_text_atomic(folder / f"{CHECKPOINT}.json", json.dumps(record))
+
+
+def keep_checkpoint(out: Path) -> Path:
+    """Copy the checkpoint pair of run folder ``out`` into ``out/checkpoints/step-N/`` (N: its step) and
+    return that folder. The copy is made in a temporary folder and renamed, so a kill leaves no half copy."""
+    record = json.loads((out / f"{CHECKPOINT}.json").read_text())
+    dest = out / KEPT / f"step-{record['step']}"
+    tmp = dest.with_name(dest.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):
+        shutil.copy2(out / f"{CHECKPOINT}{suffix}", tmp / f"{CHECKPOINT}{suffix}")
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+    return dest
 
 
 def load_checkpoint(folder: Path) -> dict[str, Any] | None:
@@ -298,6 +321,8 @@ def command_for(cfg: TrainConfig) -> str:
         parts.append(f"--eval-every {cfg.eval_every}")
     if cfg.threads:
         parts.append(f"--threads {cfg.threads}")
+    if cfg.keep_checkpoints:
+        parts.append("--keep-checkpoints")
     parts.append(f"--out {cfg.out}")
     return " ".join(parts)
 
@@ -572,6 +597,8 @@ def train(cfg: TrainConfig, resume: bool = False, log=print) -> dict[str, Any]:
                 t_last, c_last = time.perf_counter(), time.process_time()  # evaluation is not training time
             if main_proc and (step % cfg.checkpoint_every == 0 or step == total):
                 save_checkpoint(out, snapshot())
+                if cfg.keep_checkpoints:
+                    keep_checkpoint(out)
             if cfg.stop_after is not None and step >= cfg.stop_after and step < total:
                 stopped = "stop_after"
             if stop.signal is not None:
@@ -628,6 +655,9 @@ def add_train_arguments(parser) -> None:
     parser.add_argument("--checkpoint-every", type=int, default=500, help="steps between checkpoints")
     parser.add_argument("--eval-every", type=int, default=0,
                         help="steps between PSNR checks at 40%% context on 1,000 held-out images (0: off)")
+    parser.add_argument("--keep-checkpoints", action="store_true",
+                        help="also keep a copy of every checkpoint in <out>/checkpoints/step-N/ (for learning curves "
+                             "at any context ratio: tools/eval_checkpoints.py)")
     parser.add_argument("--stop-after", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--no-progress", action="store_true", help="no progress bar (epoch lines only)")
 
@@ -645,7 +675,7 @@ def run_train(args) -> int:
         warmup=args.warmup, seed=args.seed, device=args.device, threads=args.threads,
         overrides=parse_overrides(args.set, args.model),
         train_limit=args.train_limit, checkpoint_every=args.checkpoint_every, eval_every=args.eval_every,
-        progress=not args.no_progress, stop_after=args.stop_after,
+        progress=not args.no_progress, stop_after=args.stop_after, keep_checkpoints=args.keep_checkpoints,
     )
     check_settings(cfg)
     get_device(cfg.device)  # a device that is not there: one line before any data is read

@@ -606,3 +606,40 @@ def test_plot_eval_curves_draws_every_seed_and_the_papers_level():
     faithful = plot_eval_curves({"ifanp-full": [_evals([10, 12, 13])]}).axes[0]
     assert faithful.lines[0].get_color() == COLORS["ifanp"]  # a faithful row in its model's colour
     assert faithful.get_legend().get_texts()[0].get_text() == "IFANP faithful (1 seed)"
+
+
+def _budget_rows(steps, values):
+    return [{"step": s, "0.2": v, "0.4": v + 3, "0.6": v + 5} for s, v in zip(steps, values)]
+
+
+def test_budget_summary_compares_the_last_checkpoints_and_extrapolates_only_below_the_goal():
+    runs = {"3,000 steps": _budget_rows([1500, 3000], [16.0, 17.0]),
+            "6,000 steps": _budget_rows([3000, 6000], [17.2, 18.0])}
+    paper = (19.39, 19.86, 20.14)
+    text = reporting.budget_summary(runs, paper)
+    lines = text.splitlines()
+    assert "17.00 / 20.00 / 22.00 dB at step 3,000" in lines[0]
+    assert "18.00 / 21.00 / 23.00 dB at step 6,000" in lines[1]
+    assert "+1.00 / +1.00 / +1.00 dB" in lines[2]  # the last checkpoints, not the 3,000-step point of the long run
+    # 20 %: 0.89 dB below 18.89 at +1.00 dB per doubling -> 6,000 * 2 ** 0.89 steps
+    assert f"{6000 * 2 ** 0.89:,.0f} steps" in lines[3] and "extrapolation" in lines[3]
+    assert "reaches the goal" in lines[4] and "reaches the goal" in lines[5]  # 21 >= 19.36, 23 >= 19.64
+    # a longer run that is no better is not extrapolated into a budget
+    flat = {"a": _budget_rows([3000], [17.0]), "b": _budget_rows([6000], [16.9])}
+    assert "did not close the gap" in reporting.budget_summary(flat, paper).splitlines()[3]
+    assert "extrapolation" not in reporting.budget_summary(flat, paper)
+    # one run: its line only
+    assert len(reporting.budget_summary({"a": _budget_rows([3000], [17.0])}, paper).splitlines()) == 1
+
+
+def test_plot_budget_curves_draws_each_run_at_each_ratio_with_the_paper_and_the_goal():
+    runs = {"short": _budget_rows([1500, 3000], [16.0, 17.0]), "long": _budget_rows([3000, 6000], [17.2, 18.0])}
+    fig = ex.plot_budget_curves(runs, (19.39, 19.86, 20.14))
+    axes = fig.axes
+    assert len(axes) == 3
+    for ax, paper in zip(axes, (19.39, 19.86, 20.14)):
+        ys = sorted(tuple(line.get_ydata()) for line in ax.lines)
+        assert (paper, paper) in ys and (paper - 0.5, paper - 0.5) in ys
+    widths = {line.get_label(): line.get_linewidth() for line in axes[0].lines}
+    assert widths["long"] > widths["short"]  # the longest run stands out
+    assert list(axes[2].lines[1].get_ydata()) == [22.2, 23.0]  # the 60 % panel reads the 60 % values

@@ -77,6 +77,25 @@ def test_run_folder_holds_config_log_and_checkpoint(tmp_path):
     assert load_checkpoint(tmp_path / "r")["step"] == 16
 
 
+def test_keep_checkpoints_copies_each_scheduled_checkpoint_with_its_own_weights(tmp_path):
+    """--keep-checkpoints keeps step-5, step-10 and the final step-12 of a 12-step run, each loadable and each with
+    the weights of its step (the step-12 copy holds the final weights, the step-5 copy does not)."""
+    run = tmp_path / "r"
+    train(_cfg(run, steps=12, checkpoint_every=5, keep_checkpoints=True))
+    kept = run / "checkpoints"
+    assert sorted(p.name for p in kept.iterdir()) == ["step-10", "step-12", "step-5"]
+    states = {n: load_checkpoint(kept / f"step-{n}") for n in (5, 10, 12)}
+    assert [states[n]["step"] for n in (5, 10, 12)] == [5, 10, 12]
+    final = _weights(run)
+    last, first = states[12]["model"], states[5]["model"]
+    assert all(torch.equal(last[k], final[k]) for k in final)
+    assert not all(torch.equal(first[k], final[k]) for k in final)
+    assert "--keep-checkpoints" in json.loads((run / "config.json").read_text())["command"]
+    # without the option nothing is kept
+    train(_cfg(tmp_path / "plain", steps=6, checkpoint_every=5))
+    assert not (tmp_path / "plain" / "checkpoints").exists()
+
+
 def test_config_records_every_machine_the_run_trained_on(tmp_path, monkeypatch):
     import ifanp.train as tr
 

@@ -23,7 +23,7 @@ from ..reporting import HIGHER_IS_BETTER, METRIC_NAMES, fmt_metric, model_label,
 from ..reproduce import ABLATION, FAITHFUL, PAPER_TABLE1, seed_spread
 from ..runlog import TRAIN_BATCH, TRAIN_IMAGES
 
-__all__ = ["COLORS", "plot_calibration", "plot_eval_curves", "plot_fig8", "plot_fig9", "plot_metric_bars",
+__all__ = ["COLORS", "plot_budget_curves", "plot_calibration", "plot_eval_curves", "plot_fig8", "plot_fig9", "plot_metric_bars",
            "plot_psnr_panels", "plot_psnr_vs_cpu", "plot_psnr_vs_ratio"]
 
 #: One colour per model in every figure of the two chapters.
@@ -337,4 +337,35 @@ def plot_resolution_curves(curves: Mapping[str, Any], level: float | None = None
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="upper left")
     ax.set_title("LPA at 14x14 and at full resolution", fontsize=10)
+    return fig
+
+
+def plot_budget_curves(runs: Mapping[str, Sequence[Mapping[str, float]]], paper: Sequence[float],
+                       ratios: Sequence[str] = ("0.2", "0.4", "0.6"), margin_db: float = 0.5,
+                       title: str | None = None) -> Figure:
+    """One model's learning curves under several training budgets (``ifanp/experiments/mnist-faithful-budget.json``):
+    one panel per context ratio, whole-image PSNR of each run's checkpoints (``runs`` maps a label to rows with
+    ``step`` and one value per ratio) against the step, the thicker line the longest run; ``paper`` (one value
+    per ratio) as a dashed line and the goal, ``paper - margin_db``, as a dotted one."""
+    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
+    axes = fig.subplots(1, len(ratios), sharex=True)
+    longest = max(runs, key=lambda k: max((r["step"] for r in runs[k]), default=0)) if runs else None
+    colours = ["0.45", "tab:red", "tab:blue", "tab:green"]
+    for ax, ratio, level in zip(axes, ratios, paper):
+        for i, (label, rows) in enumerate(runs.items()):
+            pts = sorted((r["step"], r[ratio]) for r in rows if r.get(ratio) is not None)
+            if pts:
+                x, y = zip(*pts)
+                ax.plot(x, y, "o-", ms=3, lw=2.0 if label == longest else 1.2, color=colours[i % len(colours)],
+                        label=label)
+        ax.axhline(level, color="0.2", ls="--", lw=1, label="the paper")
+        ax.axhline(level - margin_db, color="0.2", ls=":", lw=1, label=f"the paper - {margin_db:g} dB (the goal)")
+        ax.set_title(f"{percent(ratio)} context", fontsize=9)
+        ax.set_xlabel("optimiser step")
+        ax.grid(True, alpha=0.3)
+    axes[0].set_ylabel("whole-image PSNR (dB)")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=min(len(labels), 4))
+    if title:
+        fig.suptitle(title, fontsize=10)
     return fig
