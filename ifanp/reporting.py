@@ -443,7 +443,61 @@ def budget_summary(runs: Mapping[str, Sequence[Mapping[str, float]]], paper: Seq
         need = long["step"] * 2 ** ((goal - long[k]) / per_doubling)
         lines.append(f"- At {percent(k)} the {long['step']:,}-step run is {goal - long[k]:.2f} dB below the goal "
                      f"({goal:.2f} dB); at the measured {per_doubling:+.2f} dB per doubling of the budget it would "
-                     f"need about {need:,.0f} steps, an extrapolation from two budgets, not a measurement.")
+                     f"need about {_about(need):,} steps, an extrapolation from two budgets, not a measurement.")
+    return "\n".join(lines)
+
+
+def _about(n: float) -> int:
+    """``n`` rounded to two significant figures (an extrapolated budget has no more)."""
+    if n <= 0:
+        return 0
+    return int(round(n, 1 - int(math.floor(math.log10(n)))))
+
+
+def budget_seed_note(runs: Mapping[str, Sequence[Mapping[str, float]]], per_seed: Mapping[Any, Mapping[str, float]],
+                     paper: Sequence[float], ratios: Sequence[str] = ("0.2", "0.4", "0.6"),
+                     margin_db: float = 0.5) -> str:
+    """Generated lines that put the budget runs' seed among the shipped seeds of the short recipe.
+
+    ``runs`` as for :func:`budget_summary` (every checkpoint of one seed, its ``"seed"`` field); ``per_seed``
+    maps each shipped seed to its whole-image PSNR per ratio (Table 1's images). For each ratio at which the
+    mean over the seeds is below the goal: the seed's rank, the mean's distance to the goal and, at the budget
+    runs' measured gain per doubling, the steps the mean would need (an extrapolation that assumes every seed
+    gains as this one did)."""
+    finals = [max((r for r in rows if all(r.get(k) is not None for k in ratios)), key=lambda r: r["step"])
+              for rows in runs.values() if any(all(r.get(k) is not None for k in ratios) for r in rows)]
+    seeds = {str(s): v for s, v in per_seed.items()}
+    if len(finals) < 2 or len(seeds) < 2:
+        return ""
+    seed = str(finals[0].get("seed"))
+    if seed not in seeds or any(str(f.get("seed")) != seed for f in finals):
+        return ""
+    short = min(finals, key=lambda r: r["step"])
+    long = max(finals, key=lambda r: r["step"])
+    if long["step"] <= short["step"]:
+        return ""
+    doublings = math.log2(long["step"] / short["step"])
+    lines = []
+    for k, level in zip(ratios, paper):
+        goal = level - margin_db
+        values = {s: v[k] for s, v in seeds.items()}
+        mean = sum(values.values()) / len(values)
+        if mean >= goal:
+            continue
+        order = sorted(values, key=values.get, reverse=True)
+        rank = ("the best" if order[0] == seed else "the worst" if order[-1] == seed
+                else f"number {order.index(seed) + 1}")
+        listed = ", ".join(f"seed {s}: {values[s]:.2f}" for s in order)
+        text = (f"- At {percent(k)} the budget runs' seed {seed} is {rank} of the {len(values)} shipped seeds of the "
+                f"short recipe ({listed} dB on Table 1's images); their mean, {mean:.2f} dB, is {goal - mean:.2f} dB "
+                f"below the goal.")
+        per_doubling = (long[k] - short[k]) / doublings
+        if per_doubling > 0:
+            need = short["step"] * 2 ** ((goal - mean) / per_doubling)
+            text += (f" If every seed gained the {per_doubling:+.2f} dB per doubling that seed {seed} gained, the "
+                     f"mean would need about {_about(need):,} steps: an extrapolation from one seed, not a "
+                     f"measurement.")
+        lines.append(text)
     return "\n".join(lines)
 
 
