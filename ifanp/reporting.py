@@ -489,7 +489,7 @@ def budget_seed_note(runs: Mapping[str, Sequence[Mapping[str, float]]], per_seed
                 else f"number {order.index(seed) + 1}")
         listed = ", ".join(f"seed {s}: {values[s]:.2f}" for s in order)
         text = (f"- At {percent(k)} the budget runs' seed {seed} is {rank} of the {len(values)} shipped seeds of the "
-                f"short recipe ({listed} dB on Table 1's images); their mean, {mean:.2f} dB, is {goal - mean:.2f} dB "
+                f"short recipe ({listed} dB on the images of the table above); their mean, {mean:.2f} dB, is {goal - mean:.2f} dB "
                 f"below the goal.")
         per_doubling = (long[k] - short[k]) / doublings
         if per_doubling > 0:
