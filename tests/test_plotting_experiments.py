@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from matplotlib.figure import Figure
 
-from ifanp import analysis, pretrained, recipes, reporting, runlog
+from ifanp import analysis, pretrained, recipes, reporting, reporting_faithful, runlog
 from ifanp.models import build
 from ifanp.models.grid import DEFAULTS, VARIANTS
 from ifanp.plotting import attention as attention_plots
@@ -551,7 +551,7 @@ def test_the_claims_are_checked_on_the_faithful_rows_when_all_five_are_there(tmp
 
 
 def test_faithful_summary_follows_the_numbers():
-    from ifanp.reporting import faithful_summary
+    from ifanp.reporting_faithful import faithful_summary
 
     p = PAPER_TABLE1
     near = tuple(v - 0.4 for v in p["ifnp"]["psnr"])  # within 0.5 dB everywhere
@@ -565,7 +565,7 @@ def test_faithful_summary_follows_the_numbers():
 
 
 def test_faithful_evidence_says_whether_lpa_helps_at_full_resolution():
-    from ifanp.reporting import faithful_evidence
+    from ifanp.reporting_faithful import faithful_evidence
 
     below = faithful_evidence(_table({"ifanp-full": (18, 19, 20), "ifanp-gca-full": (19, 20.5, 21)}))
     assert "does not help (-1.50 dB)" in below and "speaks against" in below and "1 seed" in below
@@ -579,7 +579,7 @@ def _evals(values, every=250):
 
 
 def test_curve_tails_averages_the_seeds_and_says_whether_the_curve_still_rises():
-    from ifanp.reporting import curve_tails
+    from ifanp.reporting_faithful import curve_tails
 
     text = curve_tails({"ifanp": [_evals([10, 12, 13, 13.5]), _evals([10, 11, 12.5, 13.5])],
                         "ifnp": [_evals([10, 11, 11.2, 11.1])]})
@@ -616,7 +616,7 @@ def test_budget_summary_compares_the_last_checkpoints_and_extrapolates_only_belo
     runs = {"3,000 steps": _budget_rows([1500, 3000], [16.0, 17.0]),
             "6,000 steps": _budget_rows([3000, 6000], [17.2, 18.0])}
     paper = (19.39, 19.86, 20.14)
-    text = reporting.budget_summary(runs, paper)
+    text = reporting_faithful.budget_summary(runs, paper)
     lines = text.splitlines()
     assert "17.00 / 20.00 / 22.00 dB at step 3,000" in lines[0]
     assert "18.00 / 21.00 / 23.00 dB at step 6,000" in lines[1]
@@ -626,10 +626,10 @@ def test_budget_summary_compares_the_last_checkpoints_and_extrapolates_only_belo
     assert "reaches the goal" in lines[4] and "reaches the goal" in lines[5]  # 21 >= 19.36, 23 >= 19.64
     # a longer run that is no better is not extrapolated into a budget
     flat = {"a": _budget_rows([3000], [17.0]), "b": _budget_rows([6000], [16.9])}
-    assert "did not close the gap" in reporting.budget_summary(flat, paper).splitlines()[3]
-    assert "extrapolation" not in reporting.budget_summary(flat, paper)
+    assert "did not close the gap" in reporting_faithful.budget_summary(flat, paper).splitlines()[3]
+    assert "extrapolation" not in reporting_faithful.budget_summary(flat, paper)
     # one run: its line only
-    assert len(reporting.budget_summary({"a": _budget_rows([3000], [17.0])}, paper).splitlines()) == 1
+    assert len(reporting_faithful.budget_summary({"a": _budget_rows([3000], [17.0])}, paper).splitlines()) == 1
 
 
 def test_budget_seed_note_ranks_the_seed_and_extrapolates_the_mean_of_the_seeds():
@@ -639,17 +639,17 @@ def test_budget_seed_note_ranks_the_seed_and_extrapolates_the_mean_of_the_seeds(
     # seed 1 is the best at 20 %; the mean, 16.0, is 2.89 dB below 18.89; 40 % and 60 % means reach their goals
     per_seed = {0: {"0.2": 15.5, "0.4": 21.0, "0.6": 23.0}, 1: {"0.2": 17.0, "0.4": 21.0, "0.6": 23.0},
                 2: {"0.2": 15.5, "0.4": 21.0, "0.6": 23.0}}
-    lines = reporting.budget_seed_note(runs, per_seed, paper).splitlines()
+    lines = reporting_faithful.budget_seed_note(runs, per_seed, paper).splitlines()
     assert len(lines) == 1 and "At 20 %" in lines[0]
     assert "seed 1 is the best of the 3" in lines[0] and "16.00 dB, is 2.89 dB below" in lines[0]
     # +1.00 dB per doubling from the 3,000-step recipe: 3,000 * 2 ** 2.89 = 22,233 -> 22,000
     assert "about 22,000 steps" in lines[0] and "extrapolation" in lines[0]
     worst = {0: {"0.2": 18.0, "0.4": 21.0, "0.6": 23.0}, 1: {"0.2": 15.0, "0.4": 21.0, "0.6": 23.0}}
-    assert "the worst of the 2" in reporting.budget_seed_note(runs, worst, paper)
+    assert "the worst of the 2" in reporting_faithful.budget_seed_note(runs, worst, paper)
     # runs of different seeds, or a seed that is not shipped, say nothing
     mixed = {"a": rows([3000], [17.0]), "b": [{**r, "seed": 2} for r in _budget_rows([6000], [18.0])]}
-    assert reporting.budget_seed_note(mixed, per_seed, paper) == ""
-    assert reporting.budget_seed_note(runs, {0: per_seed[0], 2: per_seed[2]}, paper) == ""
+    assert reporting_faithful.budget_seed_note(mixed, per_seed, paper) == ""
+    assert reporting_faithful.budget_seed_note(runs, {0: per_seed[0], 2: per_seed[2]}, paper) == ""
 
 
 def test_plot_budget_curves_draws_each_run_at_each_ratio_with_the_paper_and_the_goal():

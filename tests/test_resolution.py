@@ -1,7 +1,7 @@
 """The full-resolution experiment: the recipe it runs and the sentence the claims table adds."""
 import json
 
-from ifanp import reporting
+from ifanp import reporting, reporting_faithful
 from ifanp.recipes import recipe
 
 
@@ -25,13 +25,13 @@ def _curves(full, half, gca_half, gca_full=None, step=1000):
 
 
 def test_evidence_reports_the_numbers_at_the_compared_step_and_the_right_verdict():
-    text = reporting.resolution_evidence(_curves(17.0, [16.0, 16.5, 17.5], 18.0))
+    text = reporting_faithful.resolution_evidence(_curves(17.0, [16.0, 16.5, 17.5], 18.0))
     assert text.startswith("Measured") and "17.00 dB" in text and "16.67 dB ± 0.76 dB over 3 seeds" in text
     assert "0.33 dB above its 14x14 runs and still below IFANP(GCA)" in text
-    assert "supports the hypothesis" in reporting.resolution_evidence(_curves(18.5, [16.0, 16.5], 18.0))
-    both = reporting.resolution_evidence(_curves(18.5, [16.0], 18.0, gca_full=19.0))
+    assert "supports the hypothesis" in reporting_faithful.resolution_evidence(_curves(18.5, [16.0, 16.5], 18.0))
+    both = reporting_faithful.resolution_evidence(_curves(18.5, [16.0], 18.0, gca_full=19.0))
     assert "still does not help" in both and "-0.50 dB" in both and "against the hypothesis" in both
-    assert reporting.resolution_evidence(_curves(17.0, [], 18.0)) == ""  # nothing to compare with
+    assert reporting_faithful.resolution_evidence(_curves(17.0, [], 18.0)) == ""  # nothing to compare with
 
 
 def test_every_explanation_of_the_claims_table_says_how_sure_it_is():

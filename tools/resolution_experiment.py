@@ -13,7 +13,7 @@ checkpoint) and can be continued later with a larger ``--until``:
     python tools/resolution_experiment.py collect      # -> ifanp/experiments/mnist-resolution.json
 
 ``collect`` reads the runs' logs and the shipped runs' logs (registry ``evals``, up to the longest run's last
-step) and writes one JSON file that the experiments chapter reads (:func:`ifanp.reporting.resolution_evidence`
+step) and writes one JSON file that the experiments chapter reads (:func:`ifanp.reporting_faithful.resolution_evidence`
 compares the runs at the last step that every full-resolution run has reached).
 """
 from __future__ import annotations
