@@ -1,7 +1,9 @@
 """The generated sentences about the faithful configurations (issue 12): each one's row against the paper's
 (:func:`faithful_summary`), whether its learning curves still rose when the budget ran out (:func:`curve_tails`),
 the measured evidence for the "LPA on top of GCA" check (:func:`resolution_evidence`, :func:`faithful_evidence`),
-and what a longer budget bought (:func:`budget_summary`, :func:`budget_seed_note`).
+and what a longer budget bought (:func:`budget_groups` sorts the labelled curves of
+``ifanp/experiments/mnist-faithful-budget.json``; :func:`budget_summary`, :func:`budget_seed_note`,
+:func:`budget_versus`).
 
 Like :mod:`ifanp.reporting`, nothing here evaluates a model or reads a file: the sentences are chosen by the
 numbers they are given, and the tests check those choices.
@@ -175,29 +177,50 @@ def _about(n: float) -> int:
     return int(round(n, 1 - math.floor(math.log10(n))))
 
 
-def budget_seed_note(runs: Mapping[str, Sequence[Mapping[str, float]]], per_seed: Mapping[Any, Mapping[str, float]],
-                     paper: Sequence[float], ratios: Sequence[str] = ("0.2", "0.4", "0.6"),
-                     margin_db: float = 0.5) -> str:
-    """Generated lines that put the budget runs' seed among the shipped seeds of the short recipe.
+def _finals(rows: Sequence[Mapping[str, float]], ratios: Sequence[str]) -> Mapping[str, float] | None:
+    done = [r for r in rows if all(r.get(k) is not None for k in ratios)]
+    return max(done, key=lambda r: r["step"]) if done else None
 
-    ``runs`` as for :func:`budget_summary` (every checkpoint of one seed, its ``"seed"`` field); ``per_seed``
-    maps each shipped seed to its whole-image PSNR per ratio (Table 1's images). For each ratio at which the
-    mean over the seeds is below the goal: the seed's rank, the mean's distance to the goal and, at the budget
-    runs' measured gain per doubling, the steps the mean would need (an extrapolation that assumes every seed
-    gains as this one did)."""
-    finals = [max((r for r in rows if all(r.get(k) is not None for k in ratios)), key=lambda r: r["step"])
-              for rows in runs.values() if any(all(r.get(k) is not None for k in ratios) for r in rows)]
+
+def budget_groups(runs: Mapping[str, Mapping[str, Any]], recipe_steps: int) -> dict[tuple[str, int], dict[str, list]]:
+    """The labelled curves of ``ifanp/experiments/mnist-faithful-budget.json`` (``runs``: any key -> a run with its
+    ``psnr_whole`` rows, as ``tools/eval_checkpoints.py --label`` stores them) grouped by (model, seed), each
+    curve under a label made from its own rows: the model, its last step (``(the recipe)`` where that is
+    ``recipe_steps``) and its seed, so that the labels say what was measured whatever the keys are."""
+    groups: dict[tuple[str, int], dict[str, list]] = {}
+    for run in runs.values():
+        rows = sorted(run.get("psnr_whole", []), key=lambda r: r["step"])
+        if not rows:
+            continue
+        model, seed, last = rows[0]["model"], int(rows[0]["seed"]), rows[-1]["step"]
+        label = f"{model_label(model)}, {last:,} steps{' (the recipe)' if last == recipe_steps else ''}, seed {seed}"
+        groups.setdefault((model, seed), {})[label] = rows
+    return {k: dict(sorted(g.items(), key=lambda kv: kv[1][-1]["step"])) for k, g in sorted(groups.items())}
+
+
+def budget_seed_note(groups: Mapping[Any, Mapping[str, Sequence[Mapping[str, float]]]],
+                     per_seed: Mapping[Any, Mapping[str, float]], paper: Sequence[float],
+                     ratios: Sequence[str] = ("0.2", "0.4", "0.6"), margin_db: float = 0.5) -> str:
+    """Generated lines that put the budget runs among the shipped seeds of the short recipe.
+
+    ``groups``: one entry per seed that ran under several budgets (label -> rows with ``step``, ``seed`` and
+    one value per ratio, as :func:`budget_groups` gives them for one model); ``per_seed`` maps each shipped
+    seed to its whole-image PSNR per ratio (the chapter's table). For each ratio at which the mean over the
+    shipped seeds is below the goal: every seed's value, which seeds the budget runs are, the mean's distance
+    to the goal and, at the budget runs' mean gain per doubling of the steps, the steps the mean would need
+    (an extrapolation that assumes every seed gains as those did)."""
     seeds = {str(s): v for s, v in per_seed.items()}
-    if len(finals) < 2 or len(seeds) < 2:
+    pairs = {}
+    for runs in groups.values():
+        finals = [f for f in (_finals(rows, ratios) for rows in runs.values()) if f is not None]
+        if len(finals) < 2:
+            continue
+        short, long = min(finals, key=lambda r: r["step"]), max(finals, key=lambda r: r["step"])
+        if long["step"] > short["step"] and str(long.get("seed")) == str(short.get("seed")):
+            pairs[str(long["seed"])] = (short, long)
+    if not pairs or len(seeds) < 2 or not set(pairs) <= set(seeds):
         return ""
-    seed = str(finals[0].get("seed"))
-    if seed not in seeds or any(str(f.get("seed")) != seed for f in finals):
-        return ""
-    short = min(finals, key=lambda r: r["step"])
-    long = max(finals, key=lambda r: r["step"])
-    if long["step"] <= short["step"]:
-        return ""
-    doublings = math.log2(long["step"] / short["step"])
+    measured = ", ".join(sorted(pairs))
     lines = []
     for k, level in zip(ratios, paper):
         goal = level - margin_db
@@ -206,17 +229,46 @@ def budget_seed_note(runs: Mapping[str, Sequence[Mapping[str, float]]], per_seed
         if mean >= goal:
             continue
         order = sorted(values, key=values.get, reverse=True)
-        rank = ("the best" if order[0] == seed else "the worst" if order[-1] == seed
-                else f"number {order.index(seed) + 1}")
         listed = ", ".join(f"seed {s}: {values[s]:.2f}" for s in order)
-        text = (f"- At {percent(k)} the budget runs' seed {seed} is {rank} of the {len(values)} shipped seeds of the "
-                f"short recipe ({listed} dB on the images of the table above); their mean, {mean:.2f} dB, is {goal - mean:.2f} dB "
-                f"below the goal.")
-        per_doubling = (long[k] - short[k]) / doublings
-        if per_doubling > 0:
-            need = short["step"] * 2 ** ((goal - mean) / per_doubling)
-            text += (f" If every seed gained the {per_doubling:+.2f} dB per doubling that seed {seed} gained, the "
-                     f"mean would need about {_about(need):,} steps: an extrapolation from one seed, not a "
-                     f"measurement.")
+        text = (f"- At {percent(k)} the short recipe's {len(values)} shipped seeds reach {listed} dB on the images of "
+                f"the table above (the budget runs are seed{'s' if len(pairs) > 1 else ''} {measured}); their mean, "
+                f"{mean:.2f} dB, is {goal - mean:.2f} dB below the goal.")
+        gains = [(lg[k] - sh[k]) / math.log2(lg["step"] / sh["step"]) for sh, lg in pairs.values()]
+        per_doubling = sum(gains) / len(gains)
+        steps = {sh["step"] for sh, _ in pairs.values()}
+        if per_doubling > 0 and len(steps) == 1:
+            need = steps.pop() * 2 ** ((goal - mean) / per_doubling)
+            text += (f" At the {per_doubling:+.2f} dB per doubling of the steps that the budget runs gained"
+                     + (" (their mean)" if len(pairs) > 1 else "")
+                     + f", the mean would need about {_about(need):,} steps: an extrapolation from "
+                     + (f"{len(pairs)} seeds" if len(pairs) > 1 else "one seed") + ", not a measurement.")
         lines.append(text)
+    return "\n".join(lines)
+
+
+def budget_versus(groups: Mapping[tuple[str, int], Mapping[str, Sequence[Mapping[str, float]]]], first: str,
+                  second: str, ratios: Sequence[str] = ("0.2", "0.4", "0.6")) -> str:
+    """Generated lines comparing two models of :func:`budget_groups` at every budget both ran with the same seed
+    (their last checkpoints): ``first`` minus ``second`` per ratio, and at the longest such budget whether
+    ``first`` is ahead at every ratio (the paper's claim when ``first`` is its full model)."""
+    lines, longest = [], None
+    for (model, seed), runs in groups.items():
+        if model != first or (second, seed) not in groups:
+            continue
+        other = {f["step"]: f for f in (_finals(r, ratios) for r in groups[(second, seed)].values()) if f}
+        for f in (_finals(r, ratios) for r in runs.values()):
+            if f is None or f["step"] not in other:
+                continue
+            o = other[f["step"]]
+            diff = [f[k] - o[k] for k in ratios]
+            lines.append(f"- Seed {seed}, {f['step']:,} steps: {model_label(first)} minus {model_label(second)}, "
+                         + " / ".join(f"{d:+.2f}" for d in diff) + f" dB ({' / '.join(percent(k) for k in ratios)}).")
+            if longest is None or f["step"] > longest[0]:
+                longest = (f["step"], seed, diff)
+    if longest is None:
+        return ""
+    step, seed, diff = longest
+    ahead = sum(d > 0 for d in diff)
+    lines.append(f"- At {step:,} steps (seed {seed}) {model_label(first)} is ahead of {model_label(second)} at "
+                 + ("every ratio." if ahead == len(diff) else f"{ahead} of the {len(diff)} ratios."))
     return "\n".join(lines)

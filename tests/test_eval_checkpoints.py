@@ -50,3 +50,20 @@ def test_refusals_are_one_line_and_leave_the_file(tmp_path, load_tool, capsys):
     with pytest.raises(SystemExit):
         tool.main([str(a[0]), "--label", "a"])
     assert "--label needs --out" in capsys.readouterr().err
+
+
+def test_shipped_weights_count_as_the_last_checkpoint_of_their_run(tmp_path, load_tool, capsys):
+    tool = load_tool("eval_checkpoints")
+    out = tmp_path / "curves.json"
+    assert tool.main(["mnist-ifanp-full", "--images", "8", "--label", "recipe", "--out", str(out)]) == 0
+    run = json.loads(out.read_text())["runs"]["recipe"]
+    (row,) = run["psnr_whole"]
+    from ifanp.pretrained import registry
+    entry = registry()["mnist-ifanp-full"]
+    assert (row["step"], row["model"], row["seed"]) == (entry["steps"], "ifanp-full", entry["seed"])
+    assert run["train_command"] == entry["command"]
+    assert all(5 < row[k] < 60 for k in ("0.2", "0.4", "0.6"))
+    # a name that is neither a folder nor shipped weights: one line
+    with pytest.raises(SystemExit):
+        tool.main(["mnist-no-such-model", "--images", "8"])
+    assert "not the name of shipped weights" in capsys.readouterr().err

@@ -632,24 +632,55 @@ def test_budget_summary_compares_the_last_checkpoints_and_extrapolates_only_belo
     assert len(reporting_faithful.budget_summary({"a": _budget_rows([3000], [17.0])}, paper).splitlines()) == 1
 
 
-def test_budget_seed_note_ranks_the_seed_and_extrapolates_the_mean_of_the_seeds():
-    rows = lambda steps, v20: [{**r, "seed": 1} for r in _budget_rows(steps, v20)]
-    runs = {"3,000 steps": rows([1500, 3000], [16.0, 17.0]), "6,000 steps": rows([3000, 6000], [17.2, 18.0])}
+def test_budget_groups_label_each_curve_from_its_rows():
+    runs = {"x": {"psnr_whole": [{**r, "model": "ifanp-full", "seed": 1} for r in _budget_rows([3000, 1500], [17, 16])]},
+            "y": {"psnr_whole": [{**r, "model": "ifanp-full", "seed": 1} for r in _budget_rows([6000], [18])]},
+            "z": {"psnr_whole": [{**r, "model": "ifanp-gca-full", "seed": 0} for r in _budget_rows([6000], [19])]}}
+    groups = reporting_faithful.budget_groups(runs, recipe_steps=3000)
+    assert set(groups) == {("ifanp-full", 1), ("ifanp-gca-full", 0)}
+    assert list(groups[("ifanp-full", 1)]) == ["IFANP faithful, 3,000 steps (the recipe), seed 1",
+                                               "IFANP faithful, 6,000 steps, seed 1"]
+    assert [r["step"] for r in groups[("ifanp-full", 1)]["IFANP faithful, 3,000 steps (the recipe), seed 1"]] == [1500, 3000]
+    assert list(groups[("ifanp-gca-full", 0)]) == ["IFANP(GCA) faithful, 6,000 steps, seed 0"]
+
+
+def test_budget_seed_note_lists_the_seeds_and_extrapolates_the_mean_of_the_seeds():
+    def group(seed, v3k, v6k):
+        return {"short": [{**r, "seed": seed} for r in _budget_rows([1500, 3000], [v3k - 1, v3k])],
+                "long": [{**r, "seed": seed} for r in _budget_rows([3000, 6000], [v3k, v6k])]}
     paper = (19.39, 19.86, 20.14)
-    # seed 1 is the best at 20 %; the mean, 16.0, is 2.89 dB below 18.89; 40 % and 60 % means reach their goals
+    # the mean at 20 %, 16.0, is 2.89 dB below 18.89; 40 % and 60 % means reach their goals
     per_seed = {0: {"0.2": 15.5, "0.4": 21.0, "0.6": 23.0}, 1: {"0.2": 17.0, "0.4": 21.0, "0.6": 23.0},
                 2: {"0.2": 15.5, "0.4": 21.0, "0.6": 23.0}}
-    lines = reporting_faithful.budget_seed_note(runs, per_seed, paper).splitlines()
+    lines = reporting_faithful.budget_seed_note({1: group(1, 17.0, 18.0)}, per_seed, paper).splitlines()
     assert len(lines) == 1 and "At 20 %" in lines[0]
-    assert "seed 1 is the best of the 3" in lines[0] and "16.00 dB, is 2.89 dB below" in lines[0]
+    assert "seed 1: 17.00, seed 0: 15.50" in lines[0] and "16.00 dB, is 2.89 dB below" in lines[0]
     # +1.00 dB per doubling from the 3,000-step recipe: 3,000 * 2 ** 2.89 = 22,233 -> 22,000
-    assert "about 22,000 steps" in lines[0] and "extrapolation" in lines[0]
-    worst = {0: {"0.2": 18.0, "0.4": 21.0, "0.6": 23.0}, 1: {"0.2": 15.0, "0.4": 21.0, "0.6": 23.0}}
-    assert "the worst of the 2" in reporting_faithful.budget_seed_note(runs, worst, paper)
-    # runs of different seeds, or a seed that is not shipped, say nothing
-    mixed = {"a": rows([3000], [17.0]), "b": [{**r, "seed": 2} for r in _budget_rows([6000], [18.0])]}
-    assert reporting_faithful.budget_seed_note(mixed, per_seed, paper) == ""
-    assert reporting_faithful.budget_seed_note(runs, {0: per_seed[0], 2: per_seed[2]}, paper) == ""
+    assert "about 22,000 steps" in lines[0] and "one seed" in lines[0]
+    # two seeds measured: their mean gain, (1.0 + 2.0) / 2 = 1.5 dB per doubling -> 3,000 * 2 ** (2.89 / 1.5)
+    both = reporting_faithful.budget_seed_note({1: group(1, 17.0, 18.0), 0: group(0, 15.5, 17.5)}, per_seed, paper)
+    assert "+1.50 dB" in both and f"about {round(3000 * 2 ** (2.89 / 1.5), -3):,.0f} steps" in both
+    assert "seeds 0, 1" in both and "2 seeds" in both
+    # a budget run of a seed that is not shipped, or a single budget, says nothing
+    assert reporting_faithful.budget_seed_note({1: group(1, 17.0, 18.0)}, {0: per_seed[0], 2: per_seed[2]}, paper) == ""
+    assert reporting_faithful.budget_seed_note({1: {"long": group(1, 17.0, 18.0)["long"]}}, per_seed, paper) == ""
+
+
+def test_budget_versus_compares_two_models_at_each_shared_budget():
+    def rows(model, steps, v20):
+        return [{**r, "model": model, "seed": 1} for r in _budget_rows(steps, v20)]
+    groups = {("ifanp-full", 1): {"a": rows("ifanp-full", [3000], [17.0]), "b": rows("ifanp-full", [6000], [19.0])},
+              ("ifanp-gca-full", 1): {"c": rows("ifanp-gca-full", [3000], [18.0]),
+                                      "d": rows("ifanp-gca-full", [6000], [18.5])}}
+    lines = reporting_faithful.budget_versus(groups, "ifanp-full", "ifanp-gca-full").splitlines()
+    assert "3,000 steps" in lines[0] and "-1.00 / -1.00 / -1.00" in lines[0]
+    assert "6,000 steps" in lines[1] and "+0.50 / +0.50 / +0.50" in lines[1]
+    assert "ahead of IFANP(GCA) faithful at every ratio" in lines[2]
+    groups[("ifanp-gca-full", 1)]["d"] = rows("ifanp-gca-full", [6000], [19.5])
+    assert "0 of the 3 ratios" in reporting_faithful.budget_versus(groups, "ifanp-full", "ifanp-gca-full")
+    # no budget in common: nothing
+    del groups[("ifanp-gca-full", 1)]
+    assert reporting_faithful.budget_versus(groups, "ifanp-full", "ifanp-gca-full") == ""
 
 
 def test_plot_budget_curves_draws_each_run_at_each_ratio_with_the_paper_and_the_goal():
@@ -663,3 +694,10 @@ def test_plot_budget_curves_draws_each_run_at_each_ratio_with_the_paper_and_the_
     widths = {line.get_label(): line.get_linewidth() for line in axes[0].lines}
     assert widths["long"] > widths["short"]  # the longest run stands out
     assert list(axes[2].lines[1].get_ydata()) == [22.2, 23.0]  # the 60 % panel reads the 60 % values
+    # groups share a colour; within a group the longest run is the thick one
+    runs["other"] = _budget_rows([3000], [16.5])
+    fig = ex.plot_budget_curves(runs, (19.39, 19.86, 20.14), groups=[["short", "long"], ["other"]])
+    lines = {line.get_label(): line for line in fig.axes[0].lines}
+    assert lines["short"].get_color() == lines["long"].get_color() != lines["other"].get_color()
+    assert lines["long"].get_linewidth() > lines["short"].get_linewidth()
+    assert lines["other"].get_linewidth() == lines["long"].get_linewidth()  # alone in its group: its longest

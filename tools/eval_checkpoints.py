@@ -9,7 +9,8 @@ With ``--label`` the curve is stored under ``runs[LABEL]`` of the ``--out`` file
 
 Each argument is a folder holding a ``checkpoint.safetensors`` / ``checkpoint.json`` pair written by
 ``python -m ifanp train`` (a run folder, or a copy of one: ``--keep-checkpoints`` keeps every scheduled
-checkpoint in ``<out>/checkpoints/step-N/``; without it training keeps only its latest). Used for the learning
+checkpoint in ``<out>/checkpoints/step-N/``; without it training keeps only its latest), or the name of shipped
+weights (``mnist-ifanp-full``: its last step, its registry command; sha256-checked like every load). Used for the learning
 curves at 20 % context of the faithful IFANP (issue 12) in ``ifanp/experiments/mnist-faithful-budget.json``, which the experiments chapter
 plots: seed 1 of its 3,000-step recipe (copies taken with a shell loop while
 ``tools/train_pretrained.sh ifanp-full-s1`` ran, before ``--keep-checkpoints`` existed) and the same recipe
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -30,12 +32,13 @@ if str(ROOT) not in sys.path:
 from ifanp.data.splits import load_eval_images  # noqa: E402
 from ifanp.evaluate import evaluate  # noqa: E402
 from ifanp.models import build  # noqa: E402
+from ifanp.pretrained import load_pretrained, registry  # noqa: E402
 from ifanp.train import TrainConfig, command_for, load_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("folders", nargs="+", type=Path)
+    parser.add_argument("folders", nargs="+", help="checkpoint folders, or names of shipped weights")
     parser.add_argument("--images", type=int, default=1000, help="first N evaluation images (default 1000)")
     parser.add_argument("--out", type=Path, default=None, help="write the curve here as JSON")
     parser.add_argument("--label", default=None, help="store the curve under runs[LABEL] of --out, beside others")
@@ -56,17 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     images, idx = load_eval_images("mnist")
     images, idx = images[: args.images], idx[: args.images]
     rows, commands = [], set()
+    shipped = registry()
     for folder in args.folders:
-        state = load_checkpoint(folder)
-        if state is None:
-            parser.error(f"{folder} holds no checkpoint.json / checkpoint.safetensors")
-        cfg = TrainConfig.from_json(state["config"])
-        commands.add(command_for(cfg))
-        model = build(cfg.model, channels=images.shape[1], size=images.shape[-1], **cfg.overrides)
-        model.load_state_dict(state["model"])
+        if not Path(folder).is_dir() and folder in shipped:
+            model, step, name, seed, command = _shipped(folder, shipped[folder], parser)
+        else:
+            state = load_checkpoint(Path(folder))
+            if state is None:
+                parser.error(f"{folder} holds no checkpoint.json / checkpoint.safetensors, and it is not the name of "
+                             "shipped weights (ifanp/weights/registry.json lists them)")
+            cfg = TrainConfig.from_json(state["config"])
+            model = build(cfg.model, channels=images.shape[1], size=images.shape[-1], **cfg.overrides)
+            model.load_state_dict(state["model"])
+            step, name, seed, command = int(state["step"]), cfg.model, cfg.seed, command_for(cfg)
+        commands.add(command)
         model.eval()
         res = evaluate(model, images, idx, ratios=(0.2, 0.4, 0.6), nll_images=0, progress=False)
-        row = {"step": int(state["step"]), "model": cfg.model, "seed": cfg.seed,
+        row = {"step": step, "model": name, "seed": seed,
                **{r: round(v["psnr_whole"], 4) for r, v in res["ratios"].items()}}
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -87,6 +96,17 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data, indent=1) + "\n")
     return 0
+
+
+def _shipped(name: str, entry: dict, parser: argparse.ArgumentParser):
+    """(model, step, model name, seed, training command) of shipped weights from their registry entry."""
+    command = entry.get("command", "")
+    found = re.search(r"--model (\S+)", command)
+    if found is None or "steps" not in entry or "seed" not in entry:
+        parser.error(f"{name} records no training command with --model, steps and seed; evaluate a checkpoint instead")
+    if entry.get("dataset") != "mnist":
+        parser.error(f"{name} is a {entry.get('dataset')} model; the curves are on MNIST's evaluation images")
+    return load_pretrained(name), int(entry["steps"]), found.group(1), int(entry["seed"]), command
 
 
 if __name__ == "__main__":

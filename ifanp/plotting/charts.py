@@ -342,22 +342,32 @@ def plot_resolution_curves(curves: Mapping[str, Any], level: float | None = None
 
 def plot_budget_curves(runs: Mapping[str, Sequence[Mapping[str, float]]], paper: Sequence[float],
                        ratios: Sequence[str] = ("0.2", "0.4", "0.6"), margin_db: float = 0.5,
-                       title: str | None = None) -> Figure:
-    """One model's learning curves under several training budgets (``ifanp/experiments/mnist-faithful-budget.json``):
+                       title: str | None = None, groups: Sequence[Sequence[str]] | None = None) -> Figure:
+    """Learning curves under several training budgets (``ifanp/experiments/mnist-faithful-budget.json``):
     one panel per context ratio, whole-image PSNR of each run's checkpoints (``runs`` maps a label to rows with
-    ``step`` and one value per ratio) against the step, the thicker line the longest run; ``paper`` (one value
-    per ratio) as a dashed line and the goal, ``paper - margin_db``, as a dotted one."""
+    ``step`` and one value per ratio) against the step; ``paper`` (one value per ratio) as a dashed line and the
+    goal, ``paper - margin_db``, as a dotted one. ``groups`` (lists of labels, e.g. one model and seed under
+    several budgets) share a colour, the longest run of each drawn thick with filled dots and the shorter
+    ones thin with open dots; without it every run has its own colour and the longest of all is thick."""
     fig = Figure(figsize=(9.0, 3.2), layout="constrained")
     axes = fig.subplots(1, len(ratios), sharex=True)
-    longest = max(runs, key=lambda k: max((r["step"] for r in runs[k]), default=0)) if runs else None
-    colours = ["0.45", "tab:red", "tab:blue", "tab:green"]
+    groups = [list(g) for g in groups] if groups else [[label] for label in runs]
+    if len(groups) == len(runs) and all(len(g) == 1 for g in groups):
+        groups_for_width = [list(runs)]  # one colour each, the longest of all stands out
+    else:
+        groups_for_width = groups
+    last = {label: max((r["step"] for r in rows), default=0) for label, rows in runs.items()}
+    thick = {max(g, key=lambda lab: last.get(lab, 0)) for g in groups_for_width if g}
+    colour = {label: i for i, g in enumerate(groups) for label in g}
+    colours = ["0.45", "tab:red", "tab:blue", "tab:green", "tab:purple", "tab:orange"]
     for ax, ratio, level in zip(axes, ratios, paper):
         for i, (label, rows) in enumerate(runs.items()):
             pts = sorted((r["step"], r[ratio]) for r in rows if r.get(ratio) is not None)
             if pts:
                 x, y = zip(*pts)
-                ax.plot(x, y, "o-", ms=3, lw=2.0 if label == longest else 1.2, color=colours[i % len(colours)],
-                        label=label)
+                c = colours[colour.get(label, i) % len(colours)]
+                ax.plot(x, y, "o-", ms=3 if label in thick else 4, lw=2.0 if label in thick else 1.0, color=c,
+                        mfc=c if label in thick else "white", label=label)
         ax.axhline(level, color="0.2", ls="--", lw=1, label="the paper")
         ax.axhline(level - margin_db, color="0.2", ls=":", lw=1, label=f"the paper - {margin_db:g} dB (the goal)")
         ax.set_title(f"{percent(ratio)} context", fontsize=9)
@@ -365,7 +375,8 @@ def plot_budget_curves(runs: Mapping[str, Sequence[Mapping[str, float]]], paper:
         ax.grid(True, alpha=0.3)
     axes[0].set_ylabel("whole-image PSNR (dB)")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=min(len(labels), 4))
+    wide = max((len(label) for label in labels), default=0) > 30
+    fig.legend(handles, labels, fontsize=7, loc="outside lower center", ncol=min(len(labels), 2 if wide else 4))
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
