@@ -50,6 +50,13 @@ def test_refusals_are_one_line_and_leave_the_file(tmp_path, load_tool, capsys):
     with pytest.raises(SystemExit):
         tool.main([str(a[0]), "--label", "a"])
     assert "--label needs --out" in capsys.readouterr().err
+    # a damaged checkpoint: one line that names it, not a traceback
+    tensors = a[1] / "checkpoint.safetensors"
+    data = tensors.read_bytes()
+    tensors.write_bytes(data[:-8] + bytes(b ^ 0xFF for b in data[-8:]))
+    with pytest.raises(SystemExit):
+        tool.main([str(a[1]), "--images", "8"])
+    assert "does not match" in capsys.readouterr().err
 
 
 def test_shipped_weights_count_as_the_last_checkpoint_of_their_run(tmp_path, load_tool, capsys):

@@ -13,8 +13,8 @@ checkpoint in ``<out>/checkpoints/step-N/``; without it training keeps only its 
 weights (``mnist-ifanp-full``: its last step, its registry command; sha256-checked like every load). Used for the learning
 curves at 20 % context of the faithful IFANP (issue 12) in ``ifanp/experiments/mnist-faithful-budget.json``, which the experiments chapter
 plots: seed 1 of its 3,000-step recipe (copies taken with a shell loop while
-``tools/train_pretrained.sh ifanp-full-s1`` ran, before ``--keep-checkpoints`` existed) and the same recipe
-with 6,000 steps.
+``tools/train_pretrained.sh ifanp-full-s1`` ran, before ``--keep-checkpoints`` existed), the same recipe
+with 6,000 steps, and the other runs that file names.
 """
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ if str(ROOT) not in sys.path:
 from ifanp.data.splits import load_eval_images  # noqa: E402
 from ifanp.evaluate import evaluate  # noqa: E402
 from ifanp.models import build  # noqa: E402
-from ifanp.pretrained import load_pretrained, registry  # noqa: E402
-from ifanp.train import TrainConfig, command_for, load_checkpoint  # noqa: E402
+from ifanp.pretrained import WeightsError, load_pretrained, registry  # noqa: E402
+from ifanp.train import TrainConfig, TrainingError, command_for, load_checkpoint  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,17 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     rows, commands = [], set()
     shipped = registry()
     for folder in args.folders:
-        if not Path(folder).is_dir() and folder in shipped:
-            model, step, name, seed, command = _shipped(folder, shipped[folder], parser)
-        else:
-            state = load_checkpoint(Path(folder))
-            if state is None:
-                parser.error(f"{folder} holds no checkpoint.json / checkpoint.safetensors, and it is not the name of "
-                             "shipped weights (ifanp/weights/registry.json lists them)")
-            cfg = TrainConfig.from_json(state["config"])
-            model = build(cfg.model, channels=images.shape[1], size=images.shape[-1], **cfg.overrides)
-            model.load_state_dict(state["model"])
-            step, name, seed, command = int(state["step"]), cfg.model, cfg.seed, command_for(cfg)
+        try:
+            model, step, name, seed, command = _load(folder, shipped, images, parser)
+        except (TrainingError, WeightsError) as err:  # a damaged checkpoint or weights file: one line
+            parser.error(str(err))
         commands.add(command)
         model.eval()
         res = evaluate(model, images, idx, ratios=(0.2, 0.4, 0.6), nll_images=0, progress=False)
@@ -96,6 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(data, indent=1) + "\n")
     return 0
+
+
+def _load(folder: str, shipped: dict, images, parser: argparse.ArgumentParser):
+    """(model, step, model name, seed, training command) of a checkpoint folder or of shipped weights."""
+    if not Path(folder).is_dir() and folder in shipped:
+        return _shipped(folder, shipped[folder], parser)
+    state = load_checkpoint(Path(folder))
+    if state is None:
+        parser.error(f"{folder} holds no checkpoint.json / checkpoint.safetensors, and it is not the name of "
+                     "shipped weights (ifanp/weights/registry.json lists them)")
+    cfg = TrainConfig.from_json(state["config"])
+    model = build(cfg.model, channels=images.shape[1], size=images.shape[-1], **cfg.overrides)
+    model.load_state_dict(state["model"])
+    return model, int(state["step"]), cfg.model, cfg.seed, command_for(cfg)
 
 
 def _shipped(name: str, entry: dict, parser: argparse.ArgumentParser):
