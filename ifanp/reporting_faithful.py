@@ -136,11 +136,7 @@ def budget_summary(runs: Mapping[str, Sequence[Mapping[str, float]]], paper: Seq
     comparing the longest run with the shortest, the gain from the extra steps at each ratio and, at each ratio
     where the longest run is still below the goal (``paper - margin_db``), the budget a log-linear extrapolation
     of those two points would need (labelled as an extrapolation), or that more steps did not help there."""
-    finals = {}
-    for label, rows in runs.items():
-        done = [r for r in rows if all(r.get(k) is not None for k in ratios)]
-        if done:
-            finals[label] = max(done, key=lambda r: r["step"])
+    finals = {label: f for label, rows in runs.items() if (f := _finals(rows, ratios)) is not None}
     if not finals:
         return ""
     lines = [f"- {label}: " + " / ".join(f"{r[k]:.2f}" for k in ratios) + f" dB at step {r['step']:,} "
